@@ -1,0 +1,173 @@
+/**
+ * @file cm_event.h
+ * @brief A decoded change event of one legacy row, and the decoder that
+ *        makes it from a Kafka message in Debezium's format.
+ *
+ * NOTES
+ * The decoder is the only place that knows Debezium's wire forms: the JSON
+ * converter with and without `schemas.enable` (a `{schema, payload}` wrapper),
+ * its envelope (`before`, `after`, `source`, `op`, `ts_ms`, `transaction`),
+ * its semantic temporal types and its placeholder for unchanged TOASTed
+ * values. Everything downstream (mirror, derive, clinicmig-decode) sees only
+ * cm_event_t, typed by the legacy table's column list below.
+ */
+#ifndef CM_EVENT_H
+#define CM_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/** Legacy tables clinicmig knows. */
+typedef enum cm_table_e {
+  CM_TABLE_NONE = 0,
+  CM_TABLE_CLINIC,
+  CM_TABLE_USER,
+  CM_TABLE_PATIENT,
+  CM_TABLE_APPOINTMENT,
+  CM_TABLE__CNT
+} cm_table_t;
+
+/** Column types of the legacy tables. */
+typedef enum cm_coltype_e {
+  CM_COL_INT = 1,   /**< int4 / int8 */
+  CM_COL_TEXT,      /**< text */
+  CM_COL_BOOL,      /**< boolean */
+  CM_COL_DATE,      /**< date: days since 1970-01-01 */
+  CM_COL_TIMESTAMP, /**< timestamptz: microseconds since the epoch, UTC */
+} cm_coltype_t;
+
+/** One column of a legacy table. */
+typedef struct cm_column_s {
+  const char *name;  /**< the legacy (Prisma) name, e.g. "clinicId" */
+  const char *sql;   /**< the snake_case name used in the mirror */
+  cm_coltype_t type;
+  int nullable;      /**< 0: NOT NULL (required in a row image) */
+} cm_column_t;
+
+/* Column indices, in the order cm_table_columns() returns them. */
+enum { CM_CLINIC_ID, CM_CLINIC_NAME, CM_CLINIC_CREATED_AT,
+       CM_CLINIC_UPDATED_AT, CM_CLINIC__CNT };
+enum { CM_USER_ID, CM_USER_CLINIC_ID, CM_USER_EMAIL, CM_USER_PHONE,
+       CM_USER_FIRST_NAME, CM_USER_LAST_NAME, CM_USER_ROLE,
+       CM_USER_SPECIALIZATION, CM_USER_LICENSE_NUMBER, CM_USER_IS_ACTIVE,
+       CM_USER_CREATED_AT, CM_USER_UPDATED_AT, CM_USER__CNT };
+enum { CM_PATIENT_ID, CM_PATIENT_CLINIC_ID, CM_PATIENT_FIRST_NAME,
+       CM_PATIENT_LAST_NAME, CM_PATIENT_MIDDLE_NAME, CM_PATIENT_BIRTH_DATE,
+       CM_PATIENT_GENDER, CM_PATIENT_PHONE, CM_PATIENT_EMAIL,
+       CM_PATIENT_CREATED_AT, CM_PATIENT_UPDATED_AT, CM_PATIENT__CNT };
+enum { CM_APPT_ID, CM_APPT_CLINIC_ID, CM_APPT_DOCTOR_ID, CM_APPT_PATIENT_ID,
+       CM_APPT_STARTS_AT, CM_APPT_ENDS_AT, CM_APPT_STATUS, CM_APPT_REASON,
+       CM_APPT_CREATED_AT, CM_APPT_UPDATED_AT, CM_APPT__CNT };
+
+#define CM_MAX_COLS 12
+
+/** Debezium's `op`, plus the kinds of message that are not row changes. */
+typedef enum cm_op_e {
+  CM_OP_CREATE = 'c',
+  CM_OP_UPDATE = 'u',
+  CM_OP_DELETE = 'd',
+  CM_OP_READ = 'r',      /**< snapshot read */
+  CM_OP_TRUNCATE = 't',  /**< never applied: dead-lettered by the worker */
+  CM_OP_MESSAGE = 'm',   /**< logical decoding message: skipped, counted */
+  CM_OP_TXMETA = 'x',    /**< transaction metadata (BEGIN/END): skipped */
+  CM_OP_TOMBSTONE = 'T', /**< null value after a delete: skipped */
+} cm_op_t;
+
+/** Debezium's `source.snapshot`. */
+typedef enum cm_snapshot_e {
+  CM_SNAP_FALSE = 0,
+  CM_SNAP_TRUE,
+  CM_SNAP_FIRST,
+  CM_SNAP_LAST,
+  CM_SNAP_INCREMENTAL,
+  CM_SNAP_OTHER, /**< a newer value we do not know; treated as a snapshot */
+} cm_snapshot_t;
+
+typedef enum cm_val_kind_e {
+  CM_VAL_ABSENT = 0,   /**< not in the row image */
+  CM_VAL_NULL,         /**< SQL NULL */
+  CM_VAL_INT,          /**< .i */
+  CM_VAL_BOOL,         /**< .i is 0 or 1 */
+  CM_VAL_TEXT,         /**< .s, NUL-terminated, owned by the event */
+  CM_VAL_DATE,         /**< .i: days since 1970-01-01 */
+  CM_VAL_TIMESTAMP,    /**< .i: microseconds since 1970-01-01T00:00:00Z */
+  CM_VAL_UNAVAILABLE,  /**< Debezium's unchanged-TOAST placeholder */
+} cm_val_kind_t;
+
+typedef struct cm_value_s {
+  cm_val_kind_t kind;
+  int64_t i;
+  char *s;
+} cm_value_t;
+
+/**
+ * A decoded event. Row images are indexed by the table's column enum
+ * (CM_USER_*, ...). Strings are owned by the event: release with
+ * cm_event_clear().
+ */
+typedef struct cm_event_s {
+  cm_table_t table;
+  cm_op_t op;
+  int64_t key;          /**< primary key, from the Kafka message key */
+  int has_lsn;          /**< 1 if source.lsn is present */
+  int64_t lsn;          /**< source.lsn */
+  int has_tx_id;
+  int64_t tx_id;        /**< source.txId (a 32-bit xid as Debezium sends it) */
+  int64_t ts_ms;        /**< envelope ts_ms (0 if absent) */
+  int64_t source_ts_ms; /**< source.ts_ms (0 if absent) */
+  cm_snapshot_t snapshot;
+  int has_before;
+  int has_after;
+  cm_value_t before[CM_MAX_COLS];
+  cm_value_t after[CM_MAX_COLS];
+} cm_event_t;
+
+/** The value placeholder Debezium writes for an unchanged TOASTed column. */
+#define CM_DEBEZIUM_UNAVAILABLE "__debezium_unavailable_value"
+
+/** Largest message key or value the decoder accepts (bytes). */
+#define CM_EVENT_MAX_BYTES (4 * 1024 * 1024)
+
+/** @returns the table's column list and writes its length to *cnt. */
+const cm_column_t *cm_table_columns(cm_table_t table, int *cnt);
+
+/** @returns the legacy table name ("User"), or "?" for CM_TABLE_NONE. */
+const char *cm_table_name(cm_table_t table);
+
+/** @returns the table with that legacy name, or CM_TABLE_NONE. */
+cm_table_t cm_table_from_name(const char *name);
+
+/**
+ * @brief Decodes one Kafka message into @p ev.
+ *
+ * @param topic    the topic it was read from (used to name the table of a
+ *                 tombstone, whose value is empty).
+ * @param key      message key bytes, or NULL if the message has no key.
+ * @param value    message value bytes, or NULL for a tombstone.
+ *
+ * @returns CM_OK, or CM_ERR_BAD_INPUT / CM_ERR_TOO_LARGE with a one-line
+ *          reason in @p errstr (this text is the dead-letter reason), or
+ *          CM_ERR_NOMEM. On error @p ev holds nothing to free.
+ *
+ * @remark The decoder never crashes on input: every byte string yields
+ *         either an event or a reason.
+ */
+int cm_event_decode(const char *topic, const void *key, size_t key_len,
+                    const void *value, size_t value_len, cm_event_t *ev,
+                    char *errstr, size_t errstr_size);
+
+/** @brief Frees the strings an event owns and zeroes it. */
+void cm_event_clear(cm_event_t *ev);
+
+/**
+ * @brief The event as a JSON object (for clinicmig-decode and logs of
+ *        record shapes): table, op, key, source position, snapshot, and
+ *        the typed column values of before/after (dates as "YYYY-MM-DD",
+ *        timestamps as ISO-8601 UTC with microseconds).
+ * @returns a new cJSON object the caller frees with cJSON_Delete, or NULL.
+ */
+cJSON *cm_event_to_json(const cm_event_t *ev);
+
+#endif
