@@ -12,6 +12,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /**
  * @brief Normalizes an email: trimmed of white space, lower-cased, and
  *        usable only with exactly one '@' with text on both sides.
@@ -32,5 +36,9 @@ int cm_phone_normalize(const char *in, const char *region, char *out,
 
 /** @returns 1 if @p region is a region libphonenumber knows, else 0. */
 int cm_phone_region_valid(const char *region);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
