@@ -161,6 +161,24 @@ int cm_event_decode(const char *topic, const void *key, size_t key_len,
 /** @brief Frees the strings an event owns and zeroes it. */
 void cm_event_clear(cm_event_t *ev);
 
+/** What the worker does with a decoded event. */
+typedef enum cm_disposition_e {
+  CM_DISP_APPLY = 0,   /**< a row change of a migrated table */
+  CM_DISP_SKIP,        /**< not a row change to apply: counted, skipped */
+  CM_DISP_DEAD_LETTER, /**< never applied silently: to the dead-letter topic */
+} cm_disposition_t;
+
+/**
+ * @brief Sorts a decoded event: c/u/d/r of User, Patient and Appointment are
+ *        applied; tombstones, logical decoding messages, transaction
+ *        metadata and Clinic rows are skipped; a truncate is dead-lettered.
+ * @param reason  optional; set to a static one-line reason for SKIP and
+ *                DEAD_LETTER ("tombstone", "truncate is never applied"),
+ *                NULL for APPLY.
+ */
+cm_disposition_t cm_event_disposition(const cm_event_t *ev,
+                                      const char **reason);
+
 /**
  * @brief The event as a JSON object (for clinicmig-decode and logs of
  *        record shapes): table, op, key, source position, snapshot, and

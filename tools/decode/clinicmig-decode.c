@@ -1,0 +1,291 @@
+/*
+ * clinicmig-decode.c — what the worker makes of Kafka messages, from kcat.
+ *
+ * NOTES
+ * An operator's tool: pipe `kcat -C -J` into it to see, one JSON line per
+ * message, whether the worker applies, skips or dead-letters a message,
+ * why, and the event it decodes. It runs the worker's own decoder
+ * (cm_event_decode, cm_event_disposition), so its verdict is the worker's.
+ *
+ * Its output holds column values (names, phones, emails) of the messages
+ * the operator is reading: it is for a terminal, never for logs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "clinicmig/cm_err.h"
+#include "clinicmig/cm_event.h"
+
+/* Longest input line: a 4 MiB message can grow six-fold when escaped. */
+#define LINE_MAX_BYTES ((size_t)32 * 1024 * 1024)
+
+/* The header Kafka Connect puts on a dead-lettered message. */
+#define ERRORS_TOPIC_HEADER "__connect.errors.topic"
+
+static const char usage[] =
+    "Usage: clinicmig-decode [--help]\n"
+    "\n"
+    "Reads Kafka messages as `kcat -C -J` prints them, one JSON object a\n"
+    "line, on standard input, and prints one JSON line for each: what the\n"
+    "clinicmig worker does with it (\"status\": \"apply\", \"skip\" or\n"
+    "\"dead_letter\"), the \"reason\" for a skip or dead letter, and the\n"
+    "decoded \"event\": table, op, key, source position and typed row\n"
+    "images.\n"
+    "\n"
+    "An input line is {\"topic\", \"partition\", \"offset\", \"headers\",\n"
+    "\"key\", \"payload\"}, key and payload being the message text as a JSON\n"
+    "string, or null; they may also be JSON objects (kcat -s avro). A\n"
+    "message with a " ERRORS_TOPIC_HEADER " header (read back from a\n"
+    "dead-letter topic) is decoded as if read from the topic it names,\n"
+    "shown as \"source_topic\". A line that is not such an object prints\n"
+    "{\"line\": N, \"status\": \"error\", \"reason\": ...} and reading goes\n"
+    "on; blank lines are ignored.\n"
+    "\n"
+    "The output shows column values (names, phones, emails): keep it in\n"
+    "the terminal, out of logs and tickets.\n"
+    "\n"
+    "Exit status: 0 at the end of input, 1 if standard input cannot be\n"
+    "read, 2 on bad usage.\n"
+    "\n"
+    "Example:\n"
+    "  kcat -C -J -e -b BROKER -t clinicmig.dlq | clinicmig-decode\n";
+
+/* Key or value bytes of one message, owned or borrowed from the line. */
+typedef struct bytes_s {
+  const char *p;
+  size_t len;
+  char *owned;
+} bytes_t;
+
+/*
+ * Reads one line without its newline into *buf (grown as needed). Lines
+ * over LINE_MAX_BYTES are read to their end and flagged in *too_long.
+ * @returns 1 for a line, 0 at the end of input, -1 on a read error.
+ */
+static int read_line(FILE *in, char **buf, size_t *cap, size_t *len,
+                     int *too_long) {
+  char chunk[65536];
+  size_t n;
+  char *nb;
+  int got = 0;
+
+  *len = 0;
+  *too_long = 0;
+  while (fgets(chunk, sizeof(chunk), in) != NULL) {
+    got = 1;
+    n = strlen(chunk);
+    if (*too_long || *len + n + 1 > LINE_MAX_BYTES) {
+      *too_long = 1;
+    } else {
+      if (*len + n + 1 > *cap) {
+        nb = realloc(*buf, (*len + n + 1) * 2);
+        if (nb == NULL)
+          return -1;
+        *buf = nb;
+        *cap = (*len + n + 1) * 2;
+      }
+      memcpy(*buf + *len, chunk, n + 1);
+      *len += n;
+    }
+    if (n > 0 && chunk[n - 1] == '\n')
+      break;
+  }
+  if (ferror(in))
+    return -1;
+  if (*len > 0 && (*buf)[*len - 1] == '\n')
+    (*buf)[--*len] = '\0';
+  return got;
+}
+
+/*
+ * The value of header @p name: kcat prints headers as a flat array
+ * ["k1", "v1", "k2", "v2"] or, with a header map, {"k1": ["v1"]}.
+ */
+static const char *header_value(const cJSON *headers, const char *name) {
+  const cJSON *h, *v;
+
+  if (cJSON_IsObject(headers)) {
+    v = cJSON_GetObjectItemCaseSensitive(headers, name);
+    if (cJSON_IsArray(v))
+      v = cJSON_GetArrayItem(v, 0);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+  }
+  if (!cJSON_IsArray(headers))
+    return NULL;
+  for (h = headers->child; h != NULL && h->next != NULL; h = h->next->next) {
+    v = h->next;
+    if (cJSON_IsString(h) && strcmp(h->valuestring, name) == 0)
+      return cJSON_IsString(v) ? v->valuestring : NULL;
+  }
+  return NULL;
+}
+
+/* Key or payload: a JSON string holds the text; JSON null, no bytes; any
+ * other JSON value is the message itself, serialized again. */
+static int message_bytes(const cJSON *item, bytes_t *b) {
+  memset(b, 0, sizeof(*b));
+  if (item == NULL || cJSON_IsNull(item))
+    return 0;
+  if (cJSON_IsString(item)) {
+    b->p = item->valuestring;
+    b->len = strlen(item->valuestring);
+    return 0;
+  }
+  b->owned = cJSON_PrintUnformatted(item);
+  if (b->owned == NULL)
+    return -1;
+  b->p = b->owned;
+  b->len = strlen(b->owned);
+  return 0;
+}
+
+/* Decodes one message into @p out: status, reason and event. */
+static void decode_into(cJSON *out, const char *topic, const bytes_t *key,
+                        const bytes_t *val) {
+  static const char *const status[] = {"apply", "skip", "dead_letter"};
+  cm_event_t ev;
+  char err[512];
+  const char *reason = NULL;
+  cm_disposition_t disp;
+  int rc;
+
+  rc = cm_event_decode(topic, key->p, key->len, val->p, val->len, &ev, err,
+                       sizeof(err));
+  if (rc == CM_ERR_NOMEM) {
+    cJSON_AddStringToObject(out, "status", "error");
+    cJSON_AddStringToObject(out, "reason", err);
+    return;
+  }
+  if (rc != CM_OK) {
+    cJSON_AddStringToObject(out, "status", "dead_letter");
+    cJSON_AddStringToObject(out, "reason", err);
+    return;
+  }
+  disp = cm_event_disposition(&ev, &reason);
+  cJSON_AddStringToObject(out, "status", status[disp]);
+  if (reason != NULL)
+    cJSON_AddStringToObject(out, "reason", reason);
+  cJSON_AddItemToObject(out, "event", cm_event_to_json(&ev));
+  cm_event_clear(&ev);
+}
+
+/* Copies a member of the kcat line (partition, offset) if it is there. */
+static void copy_member(cJSON *out, const cJSON *in, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, name);
+
+  if (v != NULL)
+    cJSON_AddItemToObject(out, name, cJSON_Duplicate(v, 1));
+}
+
+/* The output for one kcat message; NULL with *why set if it is not one. */
+static cJSON *process_message(const cJSON *msg, const char **why) {
+  const cJSON *topic = cJSON_GetObjectItemCaseSensitive(msg, "topic");
+  const char *src;
+  bytes_t key, val;
+  cJSON *out;
+
+  if (!cJSON_IsString(topic)) {
+    *why = "no \"topic\" string";
+    return NULL;
+  }
+  out = cJSON_CreateObject();
+  if (out == NULL ||
+      message_bytes(cJSON_GetObjectItemCaseSensitive(msg, "key"), &key) ||
+      message_bytes(cJSON_GetObjectItemCaseSensitive(msg, "payload"), &val)) {
+    *why = "out of memory";
+    cJSON_Delete(out);
+    return NULL;
+  }
+  src = header_value(cJSON_GetObjectItemCaseSensitive(msg, "headers"),
+                     ERRORS_TOPIC_HEADER);
+  cJSON_AddStringToObject(out, "topic", topic->valuestring);
+  copy_member(out, msg, "partition");
+  copy_member(out, msg, "offset");
+  if (src != NULL)
+    cJSON_AddStringToObject(out, "source_topic", src);
+  decode_into(out, src != NULL ? src : topic->valuestring, &key, &val);
+  free(key.owned);
+  free(val.owned);
+  return out;
+}
+
+static void print_json(cJSON *obj) {
+  char *s = cJSON_PrintUnformatted(obj);
+
+  if (s == NULL) {
+    fputs("{\"status\":\"error\",\"reason\":\"out of memory\"}\n", stdout);
+    return;
+  }
+  fputs(s, stdout);
+  fputc('\n', stdout);
+  free(s);
+}
+
+static void print_error(unsigned long lineno, const char *why) {
+  cJSON *o = cJSON_CreateObject();
+
+  if (o == NULL)
+    return;
+  cJSON_AddNumberToObject(o, "line", (double)lineno);
+  cJSON_AddStringToObject(o, "status", "error");
+  cJSON_AddStringToObject(o, "reason", why);
+  print_json(o);
+  cJSON_Delete(o);
+}
+
+/* Handles one input line. */
+static void process_line(const char *line, size_t len, unsigned long lineno) {
+  const char *why = "not a JSON object";
+  cJSON *msg, *out = NULL;
+
+  if (strspn(line, " \t\r") == len)
+    return;
+  msg = cJSON_ParseWithLength(line, len);
+  if (msg == NULL)
+    why = "not valid JSON";
+  else if (cJSON_IsObject(msg))
+    out = process_message(msg, &why);
+  if (out != NULL)
+    print_json(out);
+  else
+    print_error(lineno, why);
+  cJSON_Delete(out);
+  cJSON_Delete(msg);
+}
+
+int main(int argc, char **argv) {
+  unsigned long lineno = 0;
+  size_t cap = 0, len;
+  char *line = NULL;
+  int rc, too_long;
+
+  if (argc == 2 &&
+      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (argc > 1) {
+    fprintf(stderr, "clinicmig-decode: unknown argument \"%s\"\n\n%s", argv[1],
+            usage);
+    return 2;
+  }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  while ((rc = read_line(stdin, &line, &cap, &len, &too_long)) > 0) {
+    lineno++;
+    if (too_long || line == NULL)
+      print_error(lineno, "line too long");
+    else
+      process_line(line, len, lineno);
+  }
+  free(line);
+  if (rc < 0) {
+    fprintf(stderr, "clinicmig-decode: could not read standard input: %s\n",
+            strerror(errno));
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,1074 @@
+/*
+ * decode.c — Debezium change events (JSON converter) into cm_event_t.
+ *
+ * NOTES
+ * This is the only file that knows Debezium's JSON forms. A message value
+ * is either the envelope itself (schemas.enable=false) or a wrapper
+ * {"schema": ..., "payload": envelope} (schemas.enable=true); the wrapper is
+ * recognized by having both members. The key is {"id": N}, its wrapped
+ * form, or a bare integer.
+ *
+ * Every value is checked against the legacy table's column list: a row
+ * image that the mirror could not store faithfully is bad input, so it goes
+ * to the dead-letter topic with a reason instead of half into the mirror.
+ * Reasons name the field path but never echo a column value: they end up in
+ * logs and dead-letter headers, and the columns hold names, phones, emails
+ * and birth dates.
+ *
+ * Integers are taken from the message text, not from cJSON's double: a
+ * NanoTimestamp (about 1.7e18) or a large LSN does not fit a double's 53
+ * bits. index_numbers() pairs every number node of the parsed tree with its
+ * token in the text (cJSON keeps document order), keeps the token's index
+ * in the node's unused valueint, and records the exact value of the tokens
+ * that are plain integers; json_int() reads it back. Only -?[0-9]+ is an
+ * integer: 5.0 and 5e0 are not.
+ *
+ * Timestamps without a schema: an integer timestamp does not say its unit.
+ * With the schema form the field's semantic type says it (MicroTimestamp:
+ * µs, Timestamp and Kafka's Timestamp: ms, NanoTimestamp: ns). Without it,
+ * an integer whose absolute value is below 1e14 is taken as milliseconds,
+ * anything larger as microseconds: 1e14 ms is the year 5138, 1e14 µs is
+ * 1973-03-03, so the guess is right for every instant from 1973 to 5138 and
+ * wrong only for microsecond values before 1973. All dates and timestamps
+ * must lie within years 0001-9999.
+ */
+#include "clinicmig/cm_event.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clinicmig/cm_err.h"
+
+/* Microseconds per day, and the range of years 0001-9999. */
+#define US_PER_DAY INT64_C(86400000000)
+#define DAYS_MIN INT64_C(-719162) /* 0001-01-01 */
+#define DAYS_MAX INT64_C(2932896) /* 9999-12-31 */
+#define US_MIN (DAYS_MIN * US_PER_DAY)
+#define US_MAX ((DAYS_MAX + 1) * US_PER_DAY - 1)
+/* Below this absolute value an unlabeled integer timestamp is in ms. */
+#define GUESS_MS_BELOW INT64_C(100000000000000)
+
+static const cm_column_t clinic_cols[] = {
+    {"id", "id", CM_COL_INT, 0},
+    {"name", "name", CM_COL_TEXT, 0},
+    {"createdAt", "created_at", CM_COL_TIMESTAMP, 0},
+    {"updatedAt", "updated_at", CM_COL_TIMESTAMP, 0},
+};
+
+static const cm_column_t user_cols[] = {
+    {"id", "id", CM_COL_INT, 0},
+    {"clinicId", "clinic_id", CM_COL_INT, 0},
+    {"email", "email", CM_COL_TEXT, 0},
+    {"phone", "phone", CM_COL_TEXT, 1},
+    {"firstName", "first_name", CM_COL_TEXT, 0},
+    {"lastName", "last_name", CM_COL_TEXT, 0},
+    {"role", "role", CM_COL_TEXT, 0},
+    {"specialization", "specialization", CM_COL_TEXT, 1},
+    {"licenseNumber", "license_number", CM_COL_TEXT, 1},
+    {"isActive", "is_active", CM_COL_BOOL, 0},
+    {"createdAt", "created_at", CM_COL_TIMESTAMP, 0},
+    {"updatedAt", "updated_at", CM_COL_TIMESTAMP, 0},
+};
+
+static const cm_column_t patient_cols[] = {
+    {"id", "id", CM_COL_INT, 0},
+    {"clinicId", "clinic_id", CM_COL_INT, 0},
+    {"firstName", "first_name", CM_COL_TEXT, 0},
+    {"lastName", "last_name", CM_COL_TEXT, 0},
+    {"middleName", "middle_name", CM_COL_TEXT, 1},
+    {"birthDate", "birth_date", CM_COL_DATE, 1},
+    {"gender", "gender", CM_COL_TEXT, 1},
+    {"phone", "phone", CM_COL_TEXT, 1},
+    {"email", "email", CM_COL_TEXT, 1},
+    {"createdAt", "created_at", CM_COL_TIMESTAMP, 0},
+    {"updatedAt", "updated_at", CM_COL_TIMESTAMP, 0},
+};
+
+static const cm_column_t appt_cols[] = {
+    {"id", "id", CM_COL_INT, 0},
+    {"clinicId", "clinic_id", CM_COL_INT, 0},
+    {"doctorId", "doctor_id", CM_COL_INT, 0},
+    {"patientId", "patient_id", CM_COL_INT, 0},
+    {"startsAt", "starts_at", CM_COL_TIMESTAMP, 0},
+    {"endsAt", "ends_at", CM_COL_TIMESTAMP, 0},
+    {"status", "status", CM_COL_TEXT, 0},
+    {"reason", "reason", CM_COL_TEXT, 1},
+    {"createdAt", "created_at", CM_COL_TIMESTAMP, 0},
+    {"updatedAt", "updated_at", CM_COL_TIMESTAMP, 0},
+};
+
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+_Static_assert(NELEM(clinic_cols) == CM_CLINIC__CNT, "clinic columns");
+_Static_assert(NELEM(user_cols) == CM_USER__CNT, "user columns");
+_Static_assert(NELEM(patient_cols) == CM_PATIENT__CNT, "patient columns");
+_Static_assert(NELEM(appt_cols) == CM_APPT__CNT, "appointment columns");
+_Static_assert(CM_USER__CNT <= CM_MAX_COLS, "CM_MAX_COLS too small");
+
+static const char *const table_names[CM_TABLE__CNT] = {
+    "?", "Clinic", "User", "Patient", "Appointment"};
+
+/* The exact value of one number token, if it is a plain integer. */
+typedef struct num_s {
+  int is_int;
+  int64_t v;
+} num_t;
+
+/* A parsed JSON document and the exact integers of its number tokens. */
+typedef struct doc_s {
+  cJSON *root;
+  num_t *nums;
+  int nnums;
+  int has_nul;  /* a string holds \u0000 or a raw NUL byte */
+  int mismatch; /* tokens and number nodes did not pair up */
+} doc_t;
+
+/* What decoding one message needs to carry around. */
+typedef struct dec_s {
+  const char *topic;
+  const char *key;
+  size_t key_len;
+  doc_t val;
+  const cJSON *schema; /* the value's envelope schema, or NULL */
+  cm_event_t *ev;
+  char *errstr;
+  size_t errstr_size;
+} dec_t;
+
+__attribute__((format(printf, 4, 5))) static int
+fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...) {
+  va_list ap;
+
+  if (errstr == NULL || errstr_size == 0)
+    return err;
+  va_start(ap, fmt);
+  vsnprintf(errstr, errstr_size, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+#define BAD(d, ...)                                                            \
+  fail((d)->errstr, (d)->errstr_size, CM_ERR_BAD_INPUT, __VA_ARGS__)
+
+/* Copies at most 32 bytes of @p src, printable ASCII only, for a reason. */
+static const char *printable(const char *src, char *dst, size_t dst_size) {
+  size_t i;
+
+  for (i = 0; src[i] != '\0' && i < 32 && i + 1 < dst_size; i++)
+    dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+  dst[i] = '\0';
+  return dst;
+}
+
+const cm_column_t *cm_table_columns(cm_table_t table, int *cnt) {
+  const cm_column_t *cols = NULL;
+  int n = 0;
+
+  switch (table) {
+  case CM_TABLE_CLINIC:
+    cols = clinic_cols;
+    n = NELEM(clinic_cols);
+    break;
+  case CM_TABLE_USER:
+    cols = user_cols;
+    n = NELEM(user_cols);
+    break;
+  case CM_TABLE_PATIENT:
+    cols = patient_cols;
+    n = NELEM(patient_cols);
+    break;
+  case CM_TABLE_APPOINTMENT:
+    cols = appt_cols;
+    n = NELEM(appt_cols);
+    break;
+  default: break;
+  }
+  if (cnt != NULL)
+    *cnt = n;
+  return cols;
+}
+
+const char *cm_table_name(cm_table_t table) {
+  if (table <= CM_TABLE_NONE || table >= CM_TABLE__CNT)
+    return "?";
+  return table_names[table];
+}
+
+cm_table_t cm_table_from_name(const char *name) {
+  int t;
+
+  if (name == NULL)
+    return CM_TABLE_NONE;
+  for (t = CM_TABLE_NONE + 1; t < CM_TABLE__CNT; t++)
+    if (strcmp(name, table_names[t]) == 0)
+      return (cm_table_t)t;
+  return CM_TABLE_NONE;
+}
+
+/* ---- exact integers ---------------------------------------------------- */
+
+/*
+ * Finds the next number token at or after *pos, skipping strings (and
+ * noting a \u0000 escape or NUL byte in one). @returns 1 with the token in
+ * start and len, or 0 at the end of the text.
+ */
+static int next_number(doc_t *doc, const char *s, size_t n, size_t *pos,
+                       size_t *start, size_t *len) {
+  size_t i = *pos;
+
+  while (i < n) {
+    if (s[i] == '"') {
+      for (i++; i < n && s[i] != '"'; i++) {
+        if (s[i] == '\0')
+          doc->has_nul = 1;
+        if (s[i] == '\\' && i + 5 < n && memcmp(s + i + 1, "u0000", 5) == 0)
+          doc->has_nul = 1;
+        if (s[i] == '\\')
+          i++;
+      }
+      i++;
+    } else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+      *start = i;
+      while (i < n && s[i] != '\0' && strchr("0123456789+-.eE", s[i]))
+        i++;
+      *len = i - *start;
+      *pos = i;
+      return 1;
+    } else {
+      i++;
+    }
+  }
+  *pos = n;
+  return 0;
+}
+
+/* Parses a token of the form -?[0-9]+ that fits in int64. */
+static int parse_int_token(const char *tok, size_t len, int64_t *out) {
+  char buf[32];
+  char *end;
+  long long v;
+  size_t i;
+
+  if (len == 0 || len >= sizeof(buf))
+    return -1;
+  for (i = (tok[0] == '-') ? 1 : 0; i < len; i++)
+    if (tok[i] < '0' || tok[i] > '9')
+      return -1;
+  memcpy(buf, tok, len);
+  buf[len] = '\0';
+  errno = 0;
+  v = strtoll(buf, &end, 10);
+  if (errno != 0 || end != buf + len)
+    return -1;
+  *out = (int64_t)v;
+  return 0;
+}
+
+static int count_numbers(const cJSON *node) {
+  int n = 0;
+
+  for (; node != NULL; node = node->next) {
+    if (cJSON_IsNumber(node))
+      n++;
+    n += count_numbers(node->child);
+  }
+  return n;
+}
+
+/*
+ * Walks the tree in document order, pairing each number node with the next
+ * number token of the text; the node's valueint becomes its index in
+ * doc->nums.
+ */
+static void index_numbers(doc_t *doc, cJSON *node, const char *s, size_t n,
+                          size_t *pos, int *idx) {
+  size_t start, len;
+
+  num_t *num;
+
+  for (; node != NULL; node = node->next) {
+    if (cJSON_IsNumber(node) && *idx < doc->nnums) {
+      node->valueint = *idx;
+      num = &doc->nums[(*idx)++];
+      if (!next_number(doc, s, n, pos, &start, &len))
+        doc->mismatch = 1;
+      else if (parse_int_token(s + start, len, &num->v) == 0)
+        num->is_int = 1;
+      /* cJSON read the same text: a different value means a lost pairing */
+      if (num->is_int && (double)num->v != node->valuedouble)
+        doc->mismatch = 1;
+    }
+    index_numbers(doc, node->child, s, n, pos, idx);
+  }
+}
+
+/* Reads an exact integer; -1 if @p node is not a JSON integer in int64. */
+static int json_int(const doc_t *doc, const cJSON *node, int64_t *out) {
+  int i;
+
+  if (!cJSON_IsNumber(node))
+    return -1;
+  i = node->valueint;
+  if (i < 0 || i >= doc->nnums || !doc->nums[i].is_int)
+    return -1;
+  *out = doc->nums[i].v;
+  return 0;
+}
+
+static void doc_free(doc_t *doc) {
+  cJSON_Delete(doc->root);
+  free(doc->nums);
+  memset(doc, 0, sizeof(*doc));
+}
+
+/* The length of the prefix of s[0..n) made of bytes in @p set. */
+static size_t strspn_n(const char *s, size_t n, const char *set) {
+  size_t i;
+
+  for (i = 0; i < n && s[i] != '\0' && strchr(set, s[i]) != NULL; i++)
+    ;
+  return i;
+}
+
+/*
+ * Parses @p what ("key", "value") into @p doc, with its exact integers.
+ * The text need not end in a NUL; nothing but white space may follow the
+ * JSON value.
+ */
+static int doc_parse(doc_t *doc, const char *what, const char *s, size_t n,
+                     char *errstr, size_t errstr_size) {
+  const char *end = s;
+  size_t pos = 0, start, len;
+  int idx = 0, rc;
+
+  memset(doc, 0, sizeof(*doc));
+  doc->root = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+  if (doc->root != NULL && end >= s && end <= s + n)
+    end += strspn_n(end, (size_t)(s + n - end), " \t\r\n");
+  if (doc->root == NULL || end != s + n) {
+    cJSON_Delete(doc->root);
+    doc->root = NULL;
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "%s: malformed JSON at byte %zu of %zu", what,
+                end >= s && end <= s + n ? (size_t)(end - s) : (size_t)0, n);
+  }
+  doc->nnums = count_numbers(doc->root);
+  if (doc->nnums > 0) {
+    doc->nums = calloc((size_t)doc->nnums, sizeof(num_t));
+    if (doc->nums == NULL) {
+      doc_free(doc);
+      return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    }
+  }
+  index_numbers(doc, doc->root, s, n, &pos, &idx);
+  while (next_number(doc, s, n, &pos, &start, &len))
+    doc->mismatch = 1; /* reads the rest for the NUL check, too */
+  if (!doc->has_nul && !doc->mismatch)
+    return CM_OK;
+  rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+            doc->has_nul ? "%s: string contains a NUL character"
+                         : "%s: numbers could not be read exactly",
+            what);
+  doc_free(doc);
+  return rc;
+}
+
+/* ---- dates and times --------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's). */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  int64_t era, yoe, doy, doe;
+
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = y - era * 400;
+  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m) {
+  static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+    return 29;
+  return mdays[m - 1];
+}
+
+/* Reads exactly @p n decimal digits; stops at a NUL. */
+static int digits(const char *s, int n, int *out) {
+  int i, v = 0;
+
+  for (i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+/* Parses "YYYY-MM-DD" at the start of @p s into days since the epoch. */
+static int parse_ymd(const char *s, int64_t *days) {
+  int y, m, d;
+
+  if (digits(s, 4, &y) != 0 || s[4] != '-' || digits(s + 5, 2, &m) != 0 ||
+      s[7] != '-' || digits(s + 8, 2, &d) != 0)
+    return -1;
+  if (y < 1 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+    return -1;
+  *days = days_from_civil(y, m, d);
+  return 0;
+}
+
+/* Parses "HH:MM[:SS[.f]]" (0-9 fraction digits, cut to µs); moves *p. */
+static int parse_hms(const char **p, int64_t *us) {
+  const char *s = *p;
+  int h, mi, sec = 0, frac = 0, nd = 0, kept = 0;
+
+  if (digits(s, 2, &h) != 0 || s[2] != ':' || digits(s + 3, 2, &mi) != 0)
+    return -1;
+  s += 5;
+  if (*s == ':') {
+    if (digits(s + 1, 2, &sec) != 0)
+      return -1;
+    s += 3;
+    if (*s == '.') {
+      for (s++; *s >= '0' && *s <= '9'; s++) {
+        if (nd < 6)
+          frac = frac * 10 + (*s - '0');
+        nd++;
+      }
+      if (nd == 0 || nd > 9)
+        return -1;
+      for (kept = nd; kept < 6; kept++)
+        frac *= 10;
+    }
+  }
+  if (h > 23 || mi > 59 || sec > 59)
+    return -1;
+  *us = ((int64_t)(h * 60 + mi) * 60 + sec) * 1000000 + frac;
+  *p = s;
+  return 0;
+}
+
+/* Parses "Z", "+HH:MM", "+HHMM" or "+HH" (to the end of @p s). */
+static int parse_offset(const char *s, int64_t *off_s) {
+  int sign, h, m = 0;
+
+  if ((s[0] == 'Z' || s[0] == 'z') && s[1] == '\0') {
+    *off_s = 0;
+    return 0;
+  }
+  if ((s[0] != '+' && s[0] != '-') || digits(s + 1, 2, &h) != 0)
+    return -1;
+  sign = s[0] == '-' ? -1 : 1;
+  s += 3;
+  if (*s != '\0') {
+    if (*s == ':')
+      s++;
+    if (digits(s, 2, &m) != 0 || s[2] != '\0')
+      return -1;
+  }
+  if (h > 18 || m > 59)
+    return -1;
+  *off_s = sign * (h * 3600 + m * 60);
+  return 0;
+}
+
+/* Parses an ISO-8601 instant with an offset into µs since the epoch. */
+static int parse_iso_ts(const char *s, int64_t *us) {
+  int64_t days, tod, off;
+
+  if (parse_ymd(s, &days) != 0 || (s[10] != 'T' && s[10] != ' '))
+    return -1;
+  s += 11;
+  if (parse_hms(&s, &tod) != 0 || parse_offset(s, &off) != 0)
+    return -1;
+  *us = days * US_PER_DAY + tod - off * 1000000;
+  return (*us < US_MIN || *us > US_MAX) ? -1 : 0;
+}
+
+/* The unit of an integer timestamp, from its schema's semantic type. */
+typedef enum ts_unit_e {
+  TS_GUESS, /* no semantic type: see NOTES */
+  TS_MS,
+  TS_US,
+  TS_NS,
+  TS_TEXT, /* ZonedTimestamp: only a string is right */
+  TS_BAD,  /* a semantic type that is not a timestamp */
+} ts_unit_t;
+
+static ts_unit_t ts_unit_of(const char *name) {
+  if (name == NULL)
+    return TS_GUESS;
+  if (strcmp(name, "io.debezium.time.MicroTimestamp") == 0)
+    return TS_US;
+  if (strcmp(name, "io.debezium.time.Timestamp") == 0 ||
+      strcmp(name, "org.apache.kafka.connect.data.Timestamp") == 0)
+    return TS_MS;
+  if (strcmp(name, "io.debezium.time.NanoTimestamp") == 0)
+    return TS_NS;
+  if (strcmp(name, "io.debezium.time.ZonedTimestamp") == 0)
+    return TS_TEXT;
+  return TS_BAD;
+}
+
+/* Converts an integer timestamp to µs; -1 if out of range. */
+static int ts_from_int(int64_t v, ts_unit_t unit, int64_t *us) {
+  if (unit == TS_GUESS)
+    unit = (v > -GUESS_MS_BELOW && v < GUESS_MS_BELOW) ? TS_MS : TS_US;
+  switch (unit) {
+  case TS_MS:
+    if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
+      return -1;
+    *us = v * 1000;
+    break;
+  case TS_US: *us = v; break;
+  case TS_NS: *us = v / 1000 - (v % 1000 < 0 ? 1 : 0); break;
+  default: return -1;
+  }
+  return (*us < US_MIN || *us > US_MAX) ? -1 : 0;
+}
+
+/* ---- column values ----------------------------------------------------- */
+
+/* 1 if @p s is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF). */
+static int utf8_valid(const unsigned char *s) {
+  uint32_t cp, min;
+  int i, n;
+
+  while (*s != 0) {
+    if (*s < 0x80) {
+      s++;
+      continue;
+    }
+    if ((*s & 0xE0) == 0xC0) {
+      n = 1, min = 0x80, cp = *s & 0x1F;
+    } else if ((*s & 0xF0) == 0xE0) {
+      n = 2, min = 0x800, cp = *s & 0x0F;
+    } else if ((*s & 0xF8) == 0xF0) {
+      n = 3, min = 0x10000, cp = *s & 0x07;
+    } else {
+      return 0;
+    }
+    for (i = 1; i <= n; i++) {
+      if ((s[i] & 0xC0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    s += n + 1;
+  }
+  return 1;
+}
+
+/* The schema of image @p which ("before", "after"), or NULL. */
+static const cJSON *image_schema(const cJSON *schema, const char *which) {
+  const cJSON *fields, *f, *name;
+
+  fields = cJSON_GetObjectItemCaseSensitive(schema, "fields");
+  if (!cJSON_IsArray(fields))
+    return NULL;
+  cJSON_ArrayForEach(f, fields) {
+    name = cJSON_GetObjectItemCaseSensitive(f, "field");
+    if (cJSON_IsString(name) && strcmp(name->valuestring, which) == 0)
+      return f;
+  }
+  return NULL;
+}
+
+/* The semantic type name ("io.debezium.time.Date") of a column, or NULL. */
+static const char *semantic_type(const cJSON *img_schema, const char *col) {
+  const cJSON *f, *name;
+
+  f = image_schema(img_schema, col);
+  if (f == NULL)
+    return NULL;
+  name = cJSON_GetObjectItemCaseSensitive(f, "name");
+  return cJSON_IsString(name) ? name->valuestring : NULL;
+}
+
+static int decode_text(dec_t *d, const cJSON *v, const char *path,
+                       cm_value_t *out) {
+  if (!cJSON_IsString(v))
+    return BAD(d, "%s: not a string", path);
+  if (!utf8_valid((const unsigned char *)v->valuestring))
+    return BAD(d, "%s: not valid UTF-8", path);
+  out->s = strdup(v->valuestring);
+  if (out->s == NULL)
+    return fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
+  out->kind = CM_VAL_TEXT;
+  return CM_OK;
+}
+
+/* io.debezium.time.Date (days since the epoch) or "YYYY-MM-DD". */
+static int decode_date(dec_t *d, const cJSON *v, const char *path,
+                       cm_value_t *out) {
+  int64_t days;
+
+  if (cJSON_IsString(v)) {
+    if (parse_ymd(v->valuestring, &days) != 0 || v->valuestring[10] != '\0')
+      return BAD(d, "%s: not a valid date", path);
+  } else if (json_int(&d->val, v, &days) != 0) {
+    return BAD(d, "%s: not a valid date", path);
+  } else if (days < DAYS_MIN || days > DAYS_MAX) {
+    return BAD(d, "%s: date out of range", path);
+  }
+  out->kind = CM_VAL_DATE;
+  out->i = days;
+  return CM_OK;
+}
+
+/* An ISO-8601 string (ZonedTimestamp) or an integer in the unit its
+ * semantic type names; without one, see the guess in NOTES. */
+static int decode_ts(dec_t *d, const cJSON *v, const char *path,
+                     const char *stype, cm_value_t *out) {
+  ts_unit_t unit = ts_unit_of(stype);
+  char buf[48];
+  int64_t n;
+
+  if (cJSON_IsString(v)) {
+    if (parse_iso_ts(v->valuestring, &out->i) != 0)
+      return BAD(d, "%s: not a valid timestamp", path);
+  } else if (json_int(&d->val, v, &n) != 0) {
+    return BAD(d, "%s: not a valid timestamp", path);
+  } else if (unit == TS_TEXT || unit == TS_BAD) {
+    return BAD(d, "%s: integer where the schema says %s", path,
+               printable(stype, buf, sizeof(buf)));
+  } else if (ts_from_int(n, unit, &out->i) != 0) {
+    return BAD(d, "%s: timestamp out of range", path);
+  }
+  out->kind = CM_VAL_TIMESTAMP;
+  return CM_OK;
+}
+
+/* Decodes one present, non-null value by the column's type. */
+static int decode_typed(dec_t *d, const cJSON *v, const cm_column_t *col,
+                        const char *path, const cJSON *img_schema,
+                        cm_value_t *out) {
+  switch (col->type) {
+  case CM_COL_INT:
+    if (json_int(&d->val, v, &out->i) != 0)
+      return BAD(d, "%s: not an integer", path);
+    out->kind = CM_VAL_INT;
+    return CM_OK;
+  case CM_COL_BOOL:
+    if (!cJSON_IsBool(v))
+      return BAD(d, "%s: not a boolean", path);
+    out->kind = CM_VAL_BOOL;
+    out->i = cJSON_IsTrue(v) ? 1 : 0;
+    return CM_OK;
+  case CM_COL_TEXT: return decode_text(d, v, path, out);
+  case CM_COL_DATE: return decode_date(d, v, path, out);
+  case CM_COL_TIMESTAMP:
+    return decode_ts(d, v, path, semantic_type(img_schema, col->name), out);
+  }
+  return BAD(d, "%s: unknown column type", path);
+}
+
+/*
+ * One column of a row image. A column missing from `after` is NULL if the
+ * column is nullable and an error if not; in `before` (often only the key,
+ * with REPLICA IDENTITY DEFAULT) it is simply absent.
+ */
+static int decode_column(dec_t *d, const cJSON *img, const cm_column_t *col,
+                         const char *which, const cJSON *img_schema,
+                         cm_value_t *out) {
+  int is_before = strcmp(which, "before") == 0;
+  const cJSON *v;
+  char path[64];
+
+  snprintf(path, sizeof(path), "%s.%s", which, col->name);
+  v = cJSON_GetObjectItemCaseSensitive(img, col->name);
+  if (v == NULL && is_before)
+    return CM_OK;
+  if (v == NULL && !col->nullable)
+    return BAD(d, "%s: missing required column", path);
+  if (cJSON_IsNull(v) && !col->nullable && !is_before)
+    return BAD(d, "%s: null in a not-null column", path);
+  if (v == NULL || cJSON_IsNull(v)) {
+    out->kind = CM_VAL_NULL;
+    return CM_OK;
+  }
+  if (cJSON_IsString(v) &&
+      strcmp(v->valuestring, CM_DEBEZIUM_UNAVAILABLE) == 0) {
+    out->kind = CM_VAL_UNAVAILABLE;
+    return CM_OK;
+  }
+  return decode_typed(d, v, col, path, img_schema, out);
+}
+
+/* Decodes row image @p which ("before", "after") of the event's table. */
+static int decode_image(dec_t *d, const cJSON *img, const char *which,
+                        cm_value_t *vals) {
+  const cm_column_t *cols;
+  const cJSON *img_schema;
+  int i, n, rc;
+
+  if (!cJSON_IsObject(img))
+    return BAD(d, "%s: not an object", which);
+  img_schema = image_schema(d->schema, which);
+  cols = cm_table_columns(d->ev->table, &n);
+  for (i = 0; i < n; i++) {
+    rc = decode_column(d, img, &cols[i], which, img_schema, &vals[i]);
+    if (rc != CM_OK)
+      return rc;
+  }
+  return CM_OK;
+}
+
+/* ---- key, source and envelope ------------------------------------------ */
+
+/* The payload of a {schema, payload} wrapper, or @p root itself. */
+static const cJSON *unwrap(const cJSON *root) {
+  if (cJSON_IsObject(root) &&
+      cJSON_GetObjectItemCaseSensitive(root, "schema") != NULL &&
+      cJSON_GetObjectItemCaseSensitive(root, "payload") != NULL)
+    return cJSON_GetObjectItemCaseSensitive(root, "payload");
+  return root;
+}
+
+/* Reads the row id from the message key: {"id": N}, wrapped, or N. */
+static int decode_key(dec_t *d, int64_t *id) {
+  const cJSON *k, *idn;
+  doc_t kd;
+  int rc = CM_OK;
+
+  if (d->key == NULL || d->key_len == 0)
+    return BAD(d, "missing key");
+  rc = doc_parse(&kd, "key", d->key, d->key_len, d->errstr, d->errstr_size);
+  if (rc != CM_OK)
+    return rc;
+  k = unwrap(kd.root);
+  idn = cJSON_IsObject(k) ? cJSON_GetObjectItemCaseSensitive(k, "id") : k;
+  if (k == NULL || cJSON_IsNull(k))
+    rc = BAD(d, "missing key");
+  else if (idn == NULL)
+    rc = BAD(d, "key: no id field");
+  else if (!cJSON_IsObject(k) && !cJSON_IsNumber(k))
+    rc = BAD(d, "key: not an object or integer");
+  else if (json_int(&kd, idn, id) != 0)
+    rc = BAD(d, "key.id: not an integer");
+  doc_free(&kd);
+  return rc;
+}
+
+/* Takes an integer, or a string of one, if it is there; else leaves 0. */
+static void lenient_int(const doc_t *doc, const cJSON *v, int64_t *out) {
+  char *end;
+  long long n;
+
+  if (json_int(doc, v, out) == 0 || !cJSON_IsString(v))
+    return;
+  errno = 0;
+  n = strtoll(v->valuestring, &end, 10);
+  if (errno == 0 && end != v->valuestring && *end == '\0')
+    *out = (int64_t)n;
+}
+
+/* source.snapshot: a string in Debezium 2.x, a boolean before. */
+static int decode_snapshot(dec_t *d, const cJSON *v) {
+  static const struct {
+    const char *name;
+    cm_snapshot_t snap;
+  } names[] = {
+      {"false", CM_SNAP_FALSE},
+      {"true", CM_SNAP_TRUE},
+      {"first", CM_SNAP_FIRST},
+      {"last", CM_SNAP_LAST},
+      {"incremental", CM_SNAP_INCREMENTAL},
+      {"first_in_data_collection", CM_SNAP_TRUE},
+      {"last_in_data_collection", CM_SNAP_TRUE},
+  };
+  size_t i;
+
+  if (v == NULL || cJSON_IsNull(v) || cJSON_IsFalse(v))
+    return CM_OK; /* CM_SNAP_FALSE */
+  if (cJSON_IsTrue(v)) {
+    d->ev->snapshot = CM_SNAP_TRUE;
+    return CM_OK;
+  }
+  if (!cJSON_IsString(v))
+    return BAD(d, "source.snapshot: not a string or boolean");
+  d->ev->snapshot = CM_SNAP_OTHER;
+  for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (strcmp(v->valuestring, names[i].name) == 0)
+      d->ev->snapshot = names[i].snap;
+  return CM_OK;
+}
+
+/* source.lsn and source.txId; an event without an LSN cannot be ordered. */
+static int decode_position(dec_t *d, const cJSON *src, int need_lsn) {
+  const cJSON *lsn = cJSON_GetObjectItemCaseSensitive(src, "lsn");
+  const cJSON *tx = cJSON_GetObjectItemCaseSensitive(src, "txId");
+  cm_event_t *ev = d->ev;
+
+  if (lsn == NULL || cJSON_IsNull(lsn)) {
+    if (need_lsn)
+      return BAD(d, "source.lsn: missing, the event cannot be ordered");
+  } else if (json_int(&d->val, lsn, &ev->lsn) != 0 || ev->lsn < 0) {
+    return BAD(d, "source.lsn: not a non-negative integer");
+  } else {
+    ev->has_lsn = 1;
+  }
+  if (tx != NULL && !cJSON_IsNull(tx)) {
+    if (json_int(&d->val, tx, &ev->tx_id) != 0)
+      return BAD(d, "source.txId: not an integer");
+    ev->has_tx_id = 1;
+  }
+  return CM_OK;
+}
+
+/* The source block; @p row_op: c/u/d/r/t, which must name their table. */
+static int decode_source(dec_t *d, const cJSON *env, int row_op) {
+  const cJSON *src = cJSON_GetObjectItemCaseSensitive(env, "source");
+  const cJSON *table;
+  char buf[48];
+  int rc;
+
+  if (!cJSON_IsObject(src))
+    return BAD(d, "source: missing or not an object");
+  rc = decode_position(d, src, row_op && d->ev->op != CM_OP_TRUNCATE);
+  if (rc == CM_OK)
+    rc = decode_snapshot(d, cJSON_GetObjectItemCaseSensitive(src, "snapshot"));
+  if (rc != CM_OK)
+    return rc;
+  lenient_int(&d->val, cJSON_GetObjectItemCaseSensitive(src, "ts_ms"),
+              &d->ev->source_ts_ms);
+  if (!row_op)
+    return CM_OK;
+  table = cJSON_GetObjectItemCaseSensitive(src, "table");
+  if (!cJSON_IsString(table))
+    return BAD(d, "source.table: missing or not a string");
+  d->ev->table = cm_table_from_name(table->valuestring);
+  if (d->ev->table == CM_TABLE_NONE)
+    return BAD(d, "unknown table \"%s\"",
+               printable(table->valuestring, buf, sizeof(buf)));
+  return CM_OK;
+}
+
+/* A row image's id must be the key's: both name the same row. */
+static int check_id(dec_t *d, const char *which, const cm_value_t *id) {
+  if (id->kind != CM_VAL_INT || id->i == d->ev->key)
+    return CM_OK;
+  return BAD(d, "%s.id: %" PRId64 " does not match the key %" PRId64, which,
+             id->i, d->ev->key);
+}
+
+/*
+ * The row images of c/u/d/r. `after` is required except for a delete;
+ * `before` is decoded when present (a partial image with REPLICA IDENTITY
+ * DEFAULT, a full one with FULL). A delete's `after` is ignored.
+ */
+static int decode_rows(dec_t *d, const cJSON *env) {
+  const cJSON *before = cJSON_GetObjectItemCaseSensitive(env, "before");
+  const cJSON *after = cJSON_GetObjectItemCaseSensitive(env, "after");
+  cm_event_t *ev = d->ev;
+  int rc;
+
+  if (ev->op != CM_OP_DELETE) {
+    if (after == NULL || cJSON_IsNull(after))
+      return BAD(d, "after: missing for op '%c'", (char)ev->op);
+    rc = decode_image(d, after, "after", ev->after);
+    if (rc != CM_OK)
+      return rc;
+    ev->has_after = 1;
+  }
+  if (before != NULL && !cJSON_IsNull(before)) {
+    rc = decode_image(d, before, "before", ev->before);
+    if (rc != CM_OK)
+      return rc;
+    ev->has_before = 1;
+  }
+  rc = check_id(d, "after", &ev->after[0]);
+  return rc == CM_OK ? check_id(d, "before", &ev->before[0]) : rc;
+}
+
+/* A BEGIN/END event of the transaction metadata topic. */
+static int decode_txmeta(dec_t *d, const cJSON *env) {
+  const cJSON *status = cJSON_GetObjectItemCaseSensitive(env, "status");
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(env, "id");
+  char *end;
+  long long tx;
+
+  if (!cJSON_IsString(status) || id == NULL ||
+      (strcmp(status->valuestring, "BEGIN") != 0 &&
+       strcmp(status->valuestring, "END") != 0))
+    return BAD(d, "op: missing");
+  d->ev->op = CM_OP_TXMETA;
+  lenient_int(&d->val, cJSON_GetObjectItemCaseSensitive(env, "ts_ms"),
+              &d->ev->ts_ms);
+  if (!cJSON_IsString(id))
+    return CM_OK;
+  /* The id is "<txId>:<lsn>". */
+  errno = 0;
+  tx = strtoll(id->valuestring, &end, 10);
+  if (errno == 0 && end != id->valuestring && (*end == ':' || *end == '\0')) {
+    d->ev->has_tx_id = 1;
+    d->ev->tx_id = (int64_t)tx;
+  }
+  return CM_OK;
+}
+
+static cm_op_t op_from_string(const char *s) {
+  if (s[0] == '\0' || s[1] != '\0')
+    return (cm_op_t)0;
+  switch (s[0]) {
+  case 'c': return CM_OP_CREATE;
+  case 'u': return CM_OP_UPDATE;
+  case 'd': return CM_OP_DELETE;
+  case 'r': return CM_OP_READ;
+  case 't': return CM_OP_TRUNCATE;
+  case 'm': return CM_OP_MESSAGE;
+  default: return (cm_op_t)0;
+  }
+}
+
+/* The envelope: op, ts_ms, source, and for row changes key and images. */
+static int decode_envelope(dec_t *d, const cJSON *env) {
+  const cJSON *op = cJSON_GetObjectItemCaseSensitive(env, "op");
+  cm_event_t *ev = d->ev;
+  char buf[48];
+  int rc, row_op;
+
+  if (op == NULL)
+    return decode_txmeta(d, env);
+  if (!cJSON_IsString(op))
+    return BAD(d, "op: not a string");
+  ev->op = op_from_string(op->valuestring);
+  if (ev->op == 0)
+    return BAD(d, "unknown op \"%s\"",
+               printable(op->valuestring, buf, sizeof(buf)));
+  lenient_int(&d->val, cJSON_GetObjectItemCaseSensitive(env, "ts_ms"),
+              &ev->ts_ms);
+  row_op = ev->op != CM_OP_MESSAGE;
+  rc = decode_source(d, env, row_op);
+  if (rc != CM_OK || ev->op == CM_OP_MESSAGE || ev->op == CM_OP_TRUNCATE)
+    return rc;
+  rc = decode_key(d, &ev->key);
+  return rc == CM_OK ? decode_rows(d, env) : rc;
+}
+
+/* A null value: the tombstone that follows a delete, for compaction. */
+static int decode_tombstone(dec_t *d) {
+  const char *dot;
+
+  d->ev->op = CM_OP_TOMBSTONE;
+  if (d->topic != NULL) {
+    dot = strrchr(d->topic, '.');
+    d->ev->table = cm_table_from_name(dot != NULL ? dot + 1 : d->topic);
+  }
+  /* The key is kept when it reads; a tombstone is skipped either way. */
+  if (d->key != NULL && d->key_len > 0 && decode_key(d, &d->ev->key) != 0)
+    d->ev->key = 0;
+  if (d->errstr != NULL && d->errstr_size > 0)
+    d->errstr[0] = '\0';
+  return CM_OK;
+}
+
+static int decode_value(dec_t *d) {
+  const cJSON *root = d->val.root, *env, *schema;
+
+  if (!cJSON_IsObject(root))
+    return BAD(d, "value: not a JSON object");
+  env = unwrap(root);
+  if (env != root) {
+    schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
+    d->schema = cJSON_IsObject(schema) ? schema : NULL;
+    if (cJSON_IsNull(env))
+      return decode_tombstone(d);
+    if (!cJSON_IsObject(env))
+      return BAD(d, "payload: not a JSON object");
+  }
+  return decode_envelope(d, env);
+}
+
+int cm_event_decode(const char *topic, const void *key, size_t key_len,
+                    const void *value, size_t value_len, cm_event_t *ev,
+                    char *errstr, size_t errstr_size) {
+  dec_t d;
+  int rc;
+
+  memset(ev, 0, sizeof(*ev));
+  memset(&d, 0, sizeof(d));
+  d.topic = topic;
+  d.key = key;
+  d.key_len = key_len;
+  d.ev = ev;
+  d.errstr = errstr;
+  d.errstr_size = errstr_size;
+  if (errstr != NULL && errstr_size > 0)
+    errstr[0] = '\0';
+  if (key != NULL && key_len > CM_EVENT_MAX_BYTES)
+    return fail(errstr, errstr_size, CM_ERR_TOO_LARGE,
+                "key of %zu bytes is over the limit of %d bytes", key_len,
+                CM_EVENT_MAX_BYTES);
+  if (value != NULL && value_len > CM_EVENT_MAX_BYTES)
+    return fail(errstr, errstr_size, CM_ERR_TOO_LARGE,
+                "value of %zu bytes is over the limit of %d bytes", value_len,
+                CM_EVENT_MAX_BYTES);
+  if (value == NULL || value_len == 0)
+    return decode_tombstone(&d);
+  rc = doc_parse(&d.val, "value", value, value_len, errstr, errstr_size);
+  if (rc == CM_OK)
+    rc = decode_value(&d);
+  doc_free(&d.val);
+  if (rc != CM_OK)
+    cm_event_clear(ev);
+  return rc;
+}
+
+void cm_event_clear(cm_event_t *ev) {
+  int i;
+
+  if (ev == NULL)
+    return;
+  for (i = 0; i < CM_MAX_COLS; i++) {
+    free(ev->before[i].s);
+    free(ev->after[i].s);
+  }
+  memset(ev, 0, sizeof(*ev));
+}
+
+cm_disposition_t cm_event_disposition(const cm_event_t *ev,
+                                      const char **reason) {
+  cm_disposition_t disp = CM_DISP_SKIP;
+  const char *why;
+
+  switch (ev->op) {
+  case CM_OP_TOMBSTONE: why = "tombstone"; break;
+  case CM_OP_MESSAGE: why = "logical decoding message"; break;
+  case CM_OP_TXMETA: why = "transaction metadata"; break;
+  case CM_OP_TRUNCATE:
+    disp = CM_DISP_DEAD_LETTER;
+    why = "truncate is never applied";
+    break;
+  case CM_OP_CREATE:
+  case CM_OP_UPDATE:
+  case CM_OP_DELETE:
+  case CM_OP_READ:
+    disp = CM_DISP_APPLY;
+    why = NULL;
+    if (ev->table == CM_TABLE_CLINIC) {
+      disp = CM_DISP_SKIP;
+      why = "table Clinic is not migrated";
+    } else if (ev->table == CM_TABLE_NONE) {
+      disp = CM_DISP_DEAD_LETTER;
+      why = "unknown table";
+    }
+    break;
+  default:
+    disp = CM_DISP_DEAD_LETTER;
+    why = "unknown op";
+    break;
+  }
+  if (reason != NULL)
+    *reason = why;
+  return disp;
+}
