@@ -1,0 +1,22 @@
+# Turns schemas/migrations/NNNN_name.sql into a C array the worker carries,
+# so an installed binary needs no schema files beside it.
+# Usage: cmake -DSRC_DIR=... -DOUT=... -P embed.cmake
+file(GLOB files RELATIVE ${SRC_DIR} ${SRC_DIR}/[0-9][0-9][0-9][0-9]_*.sql)
+list(SORT files)
+set(body "/* generated from schemas/migrations by embed.cmake */\n")
+string(APPEND body "#include \"clinicmig/cm_db.h\"\n\n")
+string(APPEND body "const cm_migration_t cm_migrations[] = {\n")
+foreach(f ${files})
+  file(READ ${SRC_DIR}/${f} sql)
+  string(REGEX MATCH "^([0-9]+)_(.*)\\.sql$" _ ${f})
+  set(ver ${CMAKE_MATCH_1})
+  set(name ${CMAKE_MATCH_2})
+  math(EXPR vernum "${ver}")
+  string(REPLACE "\\" "\\\\" sql "${sql}")
+  string(REPLACE "\"" "\\\"" sql "${sql}")
+  string(REPLACE "\n" "\\n\"\n    \"" sql "${sql}")
+  string(APPEND body "  {${vernum}, \"${name}\",\n    \"${sql}\"},\n")
+endforeach()
+string(APPEND body "  {0, NULL, NULL}\n};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -1,0 +1,447 @@
+/*
+ * config.c — the worker's options: one table, three sources.
+ *
+ * NOTES
+ * The option table below is the single reference: the parser, the
+ * environment mapping and --help all read it, so the documentation cannot
+ * drift from what is accepted.
+ */
+#include "clinicmig/cm_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clinicmig/cm_err.h"
+#include "clinicmig/cm_log.h"
+#include "clinicmig/cm_normalize.h"
+
+typedef enum opt_type_e {
+  OPT_STRING,
+  OPT_IDENT,  /* a PostgreSQL identifier we put into SQL */
+  OPT_INT,
+  OPT_MATCH,
+  OPT_LEVEL,
+  OPT_REGION,
+} opt_type_t;
+
+typedef struct opt_s {
+  const char *key;
+  opt_type_t type;
+  size_t offset;
+  int min, max;
+  const char *def;
+  const char *help;
+} opt_t;
+
+#define OFF(f) offsetof(cm_config_t, f)
+
+static const opt_t options[] = {
+  {"db.conninfo", OPT_STRING, OFF(db_conninfo), 0, 0, "",
+   "libpq connection string or URI of the target database"},
+  {"group.id", OPT_STRING, OFF(group_id), 0, 0, "clinicmig",
+   "Kafka consumer group of the worker pool"},
+  {"topic.prefix", OPT_STRING, OFF(topic_prefix), 0, 0, "legacy",
+   "Debezium topic.prefix: topics are <prefix>.<schema>.<table>"},
+  {"source.schema", OPT_STRING, OFF(source_schema), 0, 0, "public",
+   "schema of the legacy tables in the topic names"},
+  {"topic.replay", OPT_STRING, OFF(topic_replay), 0, 0, "clinicmig.replay",
+   "replay topic (backfill, repair, re-drive)"},
+  {"topic.dlq", OPT_STRING, OFF(topic_dlq), 0, 0, "clinicmig.dlq",
+   "dead-letter topic for events that cannot be applied"},
+  {"schema.domain", OPT_IDENT, OFF(schema_domain), 0, 0, "v2",
+   "PostgreSQL schema of the new domain tables"},
+  {"schema.bookkeeping", OPT_IDENT, OFF(schema_book), 0, 0, "clinicmig",
+   "PostgreSQL schema of the mirror, offsets and counters"},
+  {"phone.region", OPT_REGION, OFF(phone_region), 0, 0, "RU",
+   "default region for phones written without a country code"},
+  {"patients.match", OPT_MATCH, OFF(patients_match), 0, 0, "loose",
+   "loose: link patients by phone or email; strict: only where birth "
+   "dates do not conflict"},
+  {"batch.max.events", OPT_INT, OFF(batch_max_events), 1, 1000000, "1000",
+   "most events in one batch (one database transaction)"},
+  {"batch.max.ms", OPT_INT, OFF(batch_max_ms), 1, 600000, "200",
+   "longest time a batch collects events, in milliseconds"},
+  {"db.retry.max.ms", OPT_INT, OFF(db_retry_max_ms), 10, 600000, "5000",
+   "cap of the backoff between database reconnection attempts"},
+  {"log.level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
+   "error, warn, info or debug"},
+  {"worker.id", OPT_STRING, OFF(worker_id), 0, 0, "",
+   "name of this worker in logs (default: host:pid)"},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static const opt_t *opt_find(const char *key) {
+  size_t i;
+
+  for (i = 0; i < N_OPTIONS; i++)
+    if (strcmp(options[i].key, key) == 0)
+      return &options[i];
+  return NULL;
+}
+
+static int set_string(char **slot, const char *value) {
+  char *copy = strdup(value);
+
+  if (!copy)
+    return CM_ERR_NOMEM;
+  free(*slot);
+  *slot = copy;
+  return 0;
+}
+
+static int parse_int(const char *value, int min, int max, int *out) {
+  char *end;
+  long v;
+
+  errno = 0;
+  v = strtol(value, &end, 10);
+  if (errno || end == value || *end != '\0' || v < min || v > max)
+    return -1;
+  *out = (int)v;
+  return 0;
+}
+
+static int is_ident(const char *s) {
+  size_t i;
+
+  if (!*s || strlen(s) > 63 || !(islower((unsigned char)s[0]) || s[0] == '_'))
+    return 0;
+  for (i = 0; s[i]; i++)
+    if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) ||
+          s[i] == '_'))
+      return 0;
+  return 1;
+}
+
+static int kafka_set(cm_config_t *conf, const char *key, const char *value) {
+  cm_kv_t *kv;
+  int i;
+
+  for (i = 0; i < conf->kafka_cnt; i++)
+    if (strcmp(conf->kafka[i].key, key) == 0)
+      return set_string(&conf->kafka[i].value, value);
+  kv = realloc(conf->kafka, sizeof(*kv) * (size_t)(conf->kafka_cnt + 1));
+  if (!kv)
+    return CM_ERR_NOMEM;
+  conf->kafka = kv;
+  kv[conf->kafka_cnt].key = strdup(key);
+  kv[conf->kafka_cnt].value = strdup(value);
+  if (!kv[conf->kafka_cnt].key || !kv[conf->kafka_cnt].value)
+    return CM_ERR_NOMEM;
+  conf->kafka_cnt++;
+  return 0;
+}
+
+static int set_typed(cm_config_t *conf, const opt_t *o, const char *value,
+                     char *errstr, size_t errstr_size) {
+  char *base = (char *)conf;
+  int lvl;
+
+  switch (o->type) {
+  case OPT_STRING:
+    return set_string((char **)(base + o->offset), value);
+  case OPT_IDENT:
+    if (!is_ident(value))
+      goto bad;
+    return set_string((char **)(base + o->offset), value);
+  case OPT_REGION:
+    if (!cm_phone_region_valid(value))
+      goto bad;
+    return set_string((char **)(base + o->offset), value);
+  case OPT_INT:
+    if (parse_int(value, o->min, o->max, (int *)(base + o->offset)) != 0) {
+      snprintf(errstr, errstr_size,
+               "%s: expected a whole number from %d to %d, got \"%s\"",
+               o->key, o->min, o->max, value);
+      return CM_ERR_CONFIG;
+    }
+    return 0;
+  case OPT_MATCH:
+    if (strcmp(value, "loose") == 0)
+      conf->patients_match = CM_MATCH_LOOSE;
+    else if (strcmp(value, "strict") == 0)
+      conf->patients_match = CM_MATCH_STRICT;
+    else
+      goto bad;
+    return 0;
+  case OPT_LEVEL:
+    lvl = cm_log_level_parse(value);
+    if (lvl < 0)
+      goto bad;
+    conf->log_level = lvl;
+    return 0;
+  }
+bad:
+  snprintf(errstr, errstr_size, "%s: invalid value \"%s\"", o->key, value);
+  return CM_ERR_CONFIG;
+}
+
+int cm_config_set(cm_config_t *conf, const char *key, const char *value,
+                  char *errstr, size_t errstr_size) {
+  const opt_t *o;
+  int r;
+
+  if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
+    r = kafka_set(conf, key + 6, value);
+  } else {
+    o = opt_find(key);
+    if (!o) {
+      snprintf(errstr, errstr_size, "unknown option \"%s\"", key);
+      return CM_ERR_CONFIG;
+    }
+    r = set_typed(conf, o, value, errstr, errstr_size);
+  }
+  if (r == CM_ERR_NOMEM)
+    snprintf(errstr, errstr_size, "%s: out of memory", key);
+  return r;
+}
+
+void cm_config_defaults(cm_config_t *conf) {
+  char err[256];
+  size_t i;
+
+  memset(conf, 0, sizeof(*conf));
+  for (i = 0; i < N_OPTIONS; i++)
+    if (set_typed(conf, &options[i], options[i].def, err, sizeof(err)) != 0)
+      abort(); /* the table's own defaults are wrong: a bug */
+}
+
+static char *trim(char *s) {
+  char *end;
+
+  while (isspace((unsigned char)*s))
+    s++;
+  end = s + strlen(s);
+  while (end > s && isspace((unsigned char)end[-1]))
+    *--end = '\0';
+  return s;
+}
+
+int cm_config_load_file(cm_config_t *conf, const char *path, char *errstr,
+                        size_t errstr_size) {
+  char line[4096], why[512], *eq, *key;
+  FILE *f;
+  int lineno = 0, r = 0;
+
+  f = fopen(path, "r");
+  if (!f) {
+    snprintf(errstr, errstr_size, "config file %s: %s", path,
+             strerror(errno));
+    return CM_ERR_CONFIG;
+  }
+  while (r == 0 && fgets(line, sizeof(line), f)) {
+    lineno++;
+    key = trim(line);
+    if (*key == '#' || *key == '\0')
+      continue;
+    eq = strchr(key, '=');
+    if (!eq) {
+      snprintf(errstr, errstr_size, "%s:%d: expected key = value", path,
+               lineno);
+      r = CM_ERR_CONFIG;
+      break;
+    }
+    *eq = '\0';
+    r = cm_config_set(conf, trim(key), trim(eq + 1), why, sizeof(why));
+    if (r)
+      snprintf(errstr, errstr_size, "%s:%d: %s", path, lineno, why);
+  }
+  fclose(f);
+  return r;
+}
+
+/* CLINICMIG_BATCH_MAX_EVENTS -> batch.max.events */
+static void env_to_key(const char *name, char *key, size_t key_size) {
+  size_t i;
+
+  for (i = 0; name[i] && i + 1 < key_size; i++)
+    key[i] = name[i] == '_' ? '.' : (char)tolower((unsigned char)name[i]);
+  key[i] = '\0';
+}
+
+int cm_config_load_env(cm_config_t *conf, char **envp, char *errstr,
+                       size_t errstr_size) {
+  char key[256], why[512];
+  const char *eq;
+  size_t n;
+  int i;
+
+  for (i = 0; envp && envp[i]; i++) {
+    if (strncmp(envp[i], "CLINICMIG_", 10) != 0)
+      continue;
+    eq = strchr(envp[i], '=');
+    if (!eq)
+      continue;
+    n = (size_t)(eq - envp[i]) - 10;
+    if (n == 0 || n >= sizeof(key))
+      continue;
+    memcpy(key, envp[i] + 10, n);
+    key[n] = '\0';
+    env_to_key(key, key, sizeof(key));
+    if (cm_config_set(conf, key, eq + 1, why, sizeof(why)) != 0) {
+      snprintf(errstr, errstr_size, "environment %.*s: %s",
+               (int)(eq - envp[i]), envp[i], why);
+      return CM_ERR_CONFIG;
+    }
+  }
+  return 0;
+}
+
+/* --batch-max-events -> batch.max.events */
+static int flag_to_key(const char *flag, char *key, size_t key_size) {
+  size_t i;
+
+  for (i = 0; flag[i] && i + 1 < key_size; i++)
+    key[i] = flag[i] == '-' ? '.' : flag[i];
+  key[i] = '\0';
+  return opt_find(key) != NULL;
+}
+
+static int set_kv_arg(cm_config_t *conf, const char *arg, char *errstr,
+                      size_t errstr_size) {
+  char key[256], why[512];
+  const char *eq = strchr(arg, '=');
+
+  if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof(key)) {
+    snprintf(errstr, errstr_size, "-X %s: expected key=value", arg);
+    return CM_ERR_CONFIG;
+  }
+  memcpy(key, arg, (size_t)(eq - arg));
+  key[eq - arg] = '\0';
+  if (cm_config_set(conf, key, eq + 1, why, sizeof(why)) != 0) {
+    snprintf(errstr, errstr_size, "-X %s", why);
+    return CM_ERR_CONFIG;
+  }
+  return 0;
+}
+
+int cm_config_parse_args(cm_config_t *conf, int argc, char **argv,
+                         int *want_help, const char **config_path,
+                         char *errstr, size_t errstr_size) {
+  char key[256], why[512];
+  const char *a;
+  int i;
+
+  for (i = 0; i < argc; i++) {
+    a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      *want_help = 1;
+      continue;
+    }
+    if (i + 1 >= argc || strncmp(a, "-", 1) != 0) {
+      snprintf(errstr, errstr_size, "%s: %s", a,
+               strncmp(a, "-", 1) ? "unexpected argument"
+                                  : "missing value");
+      return CM_ERR_CONFIG;
+    }
+    if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+      *config_path = argv[++i];
+    } else if (strcmp(a, "-X") == 0) {
+      if (set_kv_arg(conf, argv[++i], errstr, errstr_size))
+        return CM_ERR_CONFIG;
+    } else if (strcmp(a, "--bootstrap-servers") == 0 ||
+               strcmp(a, "-b") == 0) {
+      if (cm_config_set(conf, "kafka.bootstrap.servers", argv[++i], why,
+                        sizeof(why)))
+        goto fail;
+    } else if (strncmp(a, "--", 2) == 0 &&
+               flag_to_key(a + 2, key, sizeof(key))) {
+      if (cm_config_set(conf, key, argv[++i], why, sizeof(why)))
+        goto fail;
+    } else {
+      snprintf(errstr, errstr_size, "%s: unknown flag (see --help)", a);
+      return CM_ERR_CONFIG;
+    }
+  }
+  return 0;
+fail:
+  snprintf(errstr, errstr_size, "%s: %s", a, why);
+  return CM_ERR_CONFIG;
+}
+
+static const char *kafka_get(const cm_config_t *conf, const char *key) {
+  int i;
+
+  for (i = 0; i < conf->kafka_cnt; i++)
+    if (strcmp(conf->kafka[i].key, key) == 0)
+      return conf->kafka[i].value;
+  return NULL;
+}
+
+int cm_config_validate(const cm_config_t *conf, char *errstr,
+                       size_t errstr_size) {
+  if (!conf->db_conninfo || !*conf->db_conninfo) {
+    snprintf(errstr, errstr_size,
+             "db.conninfo: not set (--db-conninfo, CLINICMIG_DB_CONNINFO "
+             "or the config file)");
+    return CM_ERR_CONFIG;
+  }
+  if (!kafka_get(conf, "bootstrap.servers")) {
+    snprintf(errstr, errstr_size,
+             "kafka.bootstrap.servers: not set (--bootstrap-servers, "
+             "CLINICMIG_KAFKA_BOOTSTRAP_SERVERS or the config file)");
+    return CM_ERR_CONFIG;
+  }
+  if (strcmp(conf->schema_domain, conf->schema_book) == 0) {
+    snprintf(errstr, errstr_size,
+             "schema.domain and schema.bookkeeping must differ");
+    return CM_ERR_CONFIG;
+  }
+  return 0;
+}
+
+void cm_config_print_help(const char *prog) {
+  char flag[128];
+  size_t i, j;
+
+  printf("usage: %s [options]\n\n"
+         "Applies Debezium change events of the legacy clinic tables to the\n"
+         "new multi-clinic schema, as one member of a pool of workers.\n\n"
+         "  -c, --config FILE          read `key = value` lines from FILE\n"
+         "  -b, --bootstrap-servers L  Kafka brokers "
+         "(= -X kafka.bootstrap.servers=L)\n"
+         "  -X KEY=VALUE               set any option below, or kafka.* to\n"
+         "                             pass a librdkafka property through\n"
+         "  -h, --help                 this text\n\n"
+         "Options (flag, key, default). Each can also be set as the\n"
+         "environment variable CLINICMIG_<KEY> (upper case, dots as\n"
+         "underscores); flags win over the environment, which wins over\n"
+         "the file.\n\n",
+         prog);
+  for (i = 0; i < N_OPTIONS; i++) {
+    for (j = 0; options[i].key[j] && j + 1 < sizeof(flag); j++)
+      flag[j] = options[i].key[j] == '.' ? '-' : options[i].key[j];
+    flag[j] = '\0';
+    printf("  --%s VALUE\n      %s (key %s, default \"%s\")\n", flag,
+           options[i].help, options[i].key, options[i].def);
+  }
+  printf("\nKafka properties: kafka.<property> sets a librdkafka consumer and\n"
+         "producer property, e.g. -X kafka.security.protocol=SASL_SSL.\n"
+         "The worker itself sets group.id, enable.auto.commit=false and\n"
+         "auto.offset.reset=error (offsets live in the database; a gap in\n"
+         "a topic is reported, never skipped silently).\n\n"
+         "Exit status: 0 after SIGTERM/SIGINT (batch finished, offsets\n"
+         "committed, group left); 2 for a bad option; 1 for a fatal error.\n");
+}
+
+void cm_config_free(cm_config_t *conf) {
+  size_t i;
+  int k;
+
+  for (i = 0; i < N_OPTIONS; i++)
+    if (options[i].type == OPT_STRING || options[i].type == OPT_IDENT ||
+        options[i].type == OPT_REGION)
+      free(*(char **)((char *)conf + options[i].offset));
+  for (k = 0; k < conf->kafka_cnt; k++) {
+    free(conf->kafka[k].key);
+    free(conf->kafka[k].value);
+  }
+  free(conf->kafka);
+  memset(conf, 0, sizeof(*conf));
+}

@@ -1,0 +1,842 @@
+/*
+ * consumer.c — the worker's loop: consume, decode, mirror, derive, commit.
+ *
+ * NOTES
+ * Effectively-once rests on one rule: a batch's effects and the offsets
+ * that cover it are committed in one PostgreSQL transaction, and on
+ * partition assignment the worker starts from the offsets stored there.
+ * Kafka commits are made after the database commit, for lag tools only.
+ *
+ * A batch runs top-down: decode every message (once), then in one
+ * transaction land each table's events in the mirror, derive the new
+ * schema for what they touched, queue the dead letters and wait for their
+ * acknowledgement, store offsets and counters, commit. A retryable failure
+ * (connection, serialization, deadlock, dead-letter delivery) rolls back
+ * and runs the same batch again after a reconnect with backoff. A refused
+ * value isolates its event: each event is tried alone in a rolled-back
+ * transaction, the one the database refuses is dead-lettered with the
+ * reason, and the batch runs again without it.
+ *
+ * The stored offset of a partition below the log start means events were
+ * deleted before they were read. The worker records that gap in the
+ * database (and logs it) before it moves on to the log start; with
+ * auto.offset.reset=error librdkafka never skips silently either.
+ */
+#include "clinicmig/cm_worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+#include "clinicmig/cm_batch.h"
+#include "clinicmig/cm_db.h"
+#include "clinicmig/cm_derive.h"
+#include "clinicmig/cm_dlq.h"
+#include "clinicmig/cm_err.h"
+#include "clinicmig/cm_log.h"
+#include "clinicmig/cm_mirror.h"
+
+#define N_TOPICS 4
+#define DLQ_FLUSH_MS 30000
+#define STATS_EVERY_MS 5000
+
+static const cm_table_t apply_order[] = {CM_TABLE_USER, CM_TABLE_PATIENT,
+                                         CM_TABLE_APPOINTMENT};
+#define N_APPLY (int)(sizeof(apply_order) / sizeof(apply_order[0]))
+
+typedef struct totals_s {
+  int64_t consumed, applied, stale, skipped, dead;
+} totals_t;
+
+struct cm_worker_s {
+  const cm_config_t *conf;
+  volatile sig_atomic_t *running;
+  rd_kafka_t *rk;
+  cm_db_t *db;
+  cm_mirror_t *mirror;
+  cm_derive_t *derive;
+  cm_dlq_t *dlq;
+  cm_batch_t batch;
+  char *topics[N_TOPICS];
+  char *sql_offsets;
+  char *sql_stats;
+  char *sql_stored;
+  char *sql_gap;
+  totals_t totals;
+  int64_t last_stats_ms;
+  int fatal;
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- statements ------------------------------------------------------ */
+
+static const char offsets_sql[] =
+    "INSERT INTO @cm@.consumer_offset AS o (group_id, topic, partition,"
+    " next_offset) SELECT $1, x.topic, x.partition, x.next_offset"
+    " FROM json_to_recordset($2::json)"
+    "   AS x(topic text, partition int, next_offset bigint)"
+    " ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset ="
+    " greatest(o.next_offset, EXCLUDED.next_offset), updated_at = now()";
+
+static const char stats_sql[] =
+    "INSERT INTO @cm@.partition_stats AS s (group_id, topic, partition,"
+    " entity, consumed, applied, stale, skipped, dead_lettered)"
+    " SELECT $1, x.topic, x.partition, x.entity, x.consumed, x.applied,"
+    "        x.stale, x.skipped, x.dead_lettered"
+    " FROM json_to_recordset($2::json) AS x(topic text, partition int,"
+    "   entity text, consumed bigint, applied bigint, stale bigint,"
+    "   skipped bigint, dead_lettered bigint)"
+    " ON CONFLICT (group_id, topic, partition, entity) DO UPDATE SET"
+    " consumed = s.consumed + EXCLUDED.consumed,"
+    " applied = s.applied + EXCLUDED.applied,"
+    " stale = s.stale + EXCLUDED.stale,"
+    " skipped = s.skipped + EXCLUDED.skipped,"
+    " dead_lettered = s.dead_lettered + EXCLUDED.dead_lettered,"
+    " updated_at = now()";
+
+static const char stored_sql[] =
+    "SELECT next_offset FROM @cm@.consumer_offset"
+    " WHERE group_id = $1 AND topic = $2 AND partition = $3";
+
+/* Records the gap and moves the stored offset past it, in one statement:
+ * the worker only moves on because the record exists. */
+static const char gap_sql[] =
+    "WITH g AS (INSERT INTO @cm@.offset_gap (group_id, topic, partition,"
+    "   from_offset, to_offset) VALUES ($1, $2, $3, $4, $5) RETURNING 1)"
+    " INSERT INTO @cm@.consumer_offset AS o (group_id, topic, partition,"
+    "   next_offset) SELECT $1, $2, $3, $5 FROM g"
+    " ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset ="
+    " greatest(o.next_offset, EXCLUDED.next_offset), updated_at = now()";
+
+/* ---- batch ------------------------------------------------------------ */
+
+static void batch_release(cm_batch_t *b) {
+  int i;
+
+  for (i = 0; i < b->cnt; i++) {
+    if (b->items[i].decoded)
+      cm_event_clear(&b->items[i].ev);
+    rd_kafka_message_destroy(b->items[i].msg);
+  }
+  b->cnt = 0;
+}
+
+static int batch_add(cm_batch_t *b, rd_kafka_message_t *msg) {
+  cm_item_t *it;
+
+  if (b->cnt == b->cap) {
+    int cap = b->cap ? b->cap * 2 : 256;
+
+    it = realloc(b->items, sizeof(*it) * (size_t)cap);
+    if (!it)
+      return CM_ERR_NOMEM;
+    b->items = it;
+    b->cap = cap;
+  }
+  it = &b->items[b->cnt++];
+  memset(it, 0, sizeof(*it));
+  it->msg = msg;
+  it->topic = rd_kafka_topic_name(msg->rkt);
+  it->partition = msg->partition;
+  it->offset = msg->offset;
+  return 0;
+}
+
+/* Decodes one item and sorts it: to apply, to skip, or to dead-letter. */
+static void decode_item(cm_item_t *it) {
+  const char *why = NULL;
+  int r;
+
+  r = cm_event_decode(it->topic, it->msg->key, it->msg->key_len,
+                      it->msg->payload, it->msg->len, &it->ev, it->reason,
+                      sizeof(it->reason));
+  if (r == CM_ERR_NOMEM) {
+    snprintf(it->reason, sizeof(it->reason), "out of memory decoding");
+    it->outcome = CM_OUT_DEAD_LETTER;
+    return;
+  }
+  if (r) {
+    it->outcome = CM_OUT_DEAD_LETTER;
+    return;
+  }
+  it->decoded = 1;
+  switch (cm_event_disposition(&it->ev, &why)) {
+  case CM_DISP_APPLY:
+    it->outcome = CM_OUT_PENDING;
+    break;
+  case CM_DISP_SKIP:
+    it->outcome = CM_OUT_SKIPPED;
+    snprintf(it->reason, sizeof(it->reason), "%s", why);
+    break;
+  case CM_DISP_DEAD_LETTER:
+    it->outcome = CM_OUT_DEAD_LETTER;
+    snprintf(it->reason, sizeof(it->reason), "%s", why);
+    break;
+  }
+}
+
+/* The entity an item counts under: its table, else its topic's table. */
+static const char *item_entity(const cm_item_t *it) {
+  const char *dot;
+
+  if (it->decoded && it->ev.table != CM_TABLE_NONE)
+    return cm_table_name(it->ev.table);
+  dot = strrchr(it->topic, '.');
+  if (dot && cm_table_from_name(dot + 1) != CM_TABLE_NONE)
+    return dot + 1;
+  return "unknown";
+}
+
+/* ---- the transaction -------------------------------------------------- */
+
+/* Per (topic, partition, entity) counts, and per (topic, partition) the
+ * next offset, as the JSON arrays the statements read. */
+static cJSON *find_row(cJSON *arr, const cm_item_t *it, const char *entity) {
+  cJSON *row;
+
+  cJSON_ArrayForEach(row, arr) {
+    if (cJSON_GetObjectItem(row, "partition")->valueint == it->partition &&
+        strcmp(cJSON_GetObjectItem(row, "topic")->valuestring, it->topic) ==
+            0 &&
+        (!entity ||
+         strcmp(cJSON_GetObjectItem(row, "entity")->valuestring, entity) ==
+             0))
+      return row;
+  }
+  row = cJSON_CreateObject();
+  cJSON_AddStringToObject(row, "topic", it->topic);
+  cJSON_AddNumberToObject(row, "partition", it->partition);
+  if (entity) {
+    static const char *const names[] = {"consumed", "applied", "stale",
+                                        "skipped", "dead_lettered"};
+    size_t i;
+
+    cJSON_AddStringToObject(row, "entity", entity);
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+      cJSON_AddNumberToObject(row, names[i], 0);
+  } else {
+    cJSON_AddNumberToObject(row, "next_offset", 0);
+  }
+  cJSON_AddItemToArray(arr, row);
+  return row;
+}
+
+static void bump(cJSON *row, const char *name) {
+  cJSON *n = cJSON_GetObjectItem(row, name);
+
+  cJSON_SetNumberValue(n, n->valuedouble + 1);
+}
+
+static const char *outcome_counter(cm_outcome_t o) {
+  switch (o) {
+  case CM_OUT_APPLIED: return "applied";
+  case CM_OUT_STALE: return "stale";
+  case CM_OUT_SKIPPED: return "skipped";
+  case CM_OUT_DEAD_LETTER: return "dead_lettered";
+  default: return NULL;
+  }
+}
+
+static int store_progress(cm_worker_t *w, char *errstr, size_t errstr_size) {
+  cJSON *offs = cJSON_CreateArray(), *stats = cJSON_CreateArray(), *row;
+  const char *params[2] = {w->conf->group_id, NULL};
+  char *jo = NULL, *js = NULL;
+  int i, r = CM_ERR_NOMEM;
+
+  for (i = 0; offs && stats && i < w->batch.cnt; i++) {
+    const cm_item_t *it = &w->batch.items[i];
+    const char *counter = outcome_counter(it->outcome);
+
+    row = find_row(offs, it, NULL);
+    if (it->offset + 1 > cJSON_GetObjectItem(row, "next_offset")->valuedouble)
+      cJSON_SetNumberValue(cJSON_GetObjectItem(row, "next_offset"),
+                           (double)(it->offset + 1));
+    row = find_row(stats, it, item_entity(it));
+    bump(row, "consumed");
+    if (counter)
+      bump(row, counter);
+  }
+  if (offs && stats) {
+    jo = cJSON_PrintUnformatted(offs);
+    js = cJSON_PrintUnformatted(stats);
+  }
+  if (jo && js) {
+    params[1] = jo;
+    r = cm_db_exec(w->db, w->sql_offsets, 2, params, NULL, errstr,
+                   errstr_size);
+    params[1] = js;
+    if (!r)
+      r = cm_db_exec(w->db, w->sql_stats, 2, params, NULL, errstr,
+                     errstr_size);
+  }
+  cJSON_Delete(offs);
+  cJSON_Delete(stats);
+  free(jo);
+  free(js);
+  return r;
+}
+
+/* Queues every dead letter of the batch not queued yet, then waits for
+ * the broker's acknowledgement of all of them. */
+static int send_dead_letters(cm_worker_t *w, char *errstr,
+                             size_t errstr_size) {
+  int i, queued = 0;
+
+  for (i = 0; i < w->batch.cnt; i++) {
+    cm_item_t *it = &w->batch.items[i];
+
+    if (it->outcome != CM_OUT_DEAD_LETTER || it->dlq_sent)
+      continue;
+    if (cm_dlq_send(w->dlq, it,
+                    it->decoded ? "TASK_PUT" : "VALUE_CONVERTER") != 0) {
+      snprintf(errstr, errstr_size, "could not queue a dead letter");
+      return CM_ERR_RETRY;
+    }
+    it->dlq_sent = 1;
+    queued++;
+  }
+  if (!queued)
+    return 0;
+  return cm_dlq_flush(w->dlq, DLQ_FLUSH_MS, errstr, errstr_size);
+}
+
+/* Mirror and derive for every table, inside an open transaction. */
+static int apply_tables(cm_worker_t *w, cm_batch_t *b, char *errstr,
+                        size_t errstr_size) {
+  cm_touched_t touched[N_APPLY];
+  int i, r = 0;
+
+  memset(touched, 0, sizeof(touched));
+  for (i = 0; !r && i < N_APPLY; i++)
+    r = cm_mirror_apply(w->mirror, w->db, apply_order[i], b, &touched[i],
+                        errstr, errstr_size);
+  if (!r)
+    r = cm_derive_doctors(w->derive, w->db, &touched[0], errstr,
+                          errstr_size);
+  for (i = 0; i < N_APPLY; i++)
+    cm_touched_clear(&touched[i]);
+  return r;
+}
+
+static void reset_outcomes(cm_batch_t *b) {
+  int i;
+
+  for (i = 0; i < b->cnt; i++)
+    b->items[i].outcome = b->items[i].initial;
+}
+
+static void rollback(cm_worker_t *w) {
+  char ignored[256];
+
+  if (cm_db_conn(w->db) && PQstatus(cm_db_conn(w->db)) == CONNECTION_OK)
+    cm_db_cmd(w->db, "ROLLBACK", ignored, sizeof(ignored));
+}
+
+static int run_transaction(cm_worker_t *w, char *errstr,
+                           size_t errstr_size) {
+  int r;
+
+  reset_outcomes(&w->batch);
+  r = cm_db_cmd(w->db, "BEGIN", errstr, errstr_size);
+  if (!r)
+    r = apply_tables(w, &w->batch, errstr, errstr_size);
+  if (!r)
+    r = send_dead_letters(w, errstr, errstr_size);
+  if (!r)
+    r = store_progress(w, errstr, errstr_size);
+  if (!r)
+    r = cm_db_cmd(w->db, "COMMIT", errstr, errstr_size);
+  if (r)
+    rollback(w);
+  return r;
+}
+
+/* Tries each event alone in a transaction that is rolled back; the ones
+ * the database refuses are marked for the dead-letter topic for good. */
+static int isolate_refused(cm_worker_t *w, char *errstr,
+                           size_t errstr_size) {
+  char why[256];
+  cm_batch_t one;
+  int i, r, found = 0;
+
+  reset_outcomes(&w->batch);
+  for (i = 0; i < w->batch.cnt; i++) {
+    cm_item_t *it = &w->batch.items[i];
+
+    if (it->initial != CM_OUT_PENDING)
+      continue;
+    one.items = it;
+    one.cnt = one.cap = 1;
+    r = cm_db_cmd(w->db, "BEGIN", errstr, errstr_size);
+    if (!r)
+      r = apply_tables(w, &one, why, sizeof(why));
+    rollback(w);
+    it->outcome = CM_OUT_PENDING;
+    if (r == CM_ERR_BAD_INPUT) {
+      snprintf(it->reason, sizeof(it->reason), "database refused the row: %.200s",
+               why);
+      it->initial = CM_OUT_DEAD_LETTER;
+      found++;
+    } else if (r) {
+      snprintf(errstr, errstr_size, "%s", why);
+      return r;
+    }
+  }
+  return found ? 0 : CM_ERR_FATAL;
+}
+
+/* Kafka's copy of the offsets, for lag tools; the database's is the one
+ * the worker resumes from. */
+static void commit_to_kafka(cm_worker_t *w) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+  rd_kafka_topic_partition_t *p;
+  rd_kafka_resp_err_t err;
+  int i;
+
+  for (i = 0; i < w->batch.cnt; i++) {
+    const cm_item_t *it = &w->batch.items[i];
+
+    p = rd_kafka_topic_partition_list_find(l, it->topic, it->partition);
+    if (!p)
+      p = rd_kafka_topic_partition_list_add(l, it->topic, it->partition);
+    if (it->offset + 1 > p->offset)
+      p->offset = it->offset + 1;
+  }
+  err = rd_kafka_commit(w->rk, l, 1 /* async */);
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    cm_debug("kafka commit not queued: %s", rd_kafka_err2str(err));
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void count_totals(cm_worker_t *w) {
+  int i;
+
+  for (i = 0; i < w->batch.cnt; i++) {
+    w->totals.consumed++;
+    switch (w->batch.items[i].outcome) {
+    case CM_OUT_APPLIED: w->totals.applied++; break;
+    case CM_OUT_STALE: w->totals.stale++; break;
+    case CM_OUT_SKIPPED: w->totals.skipped++; break;
+    case CM_OUT_DEAD_LETTER: w->totals.dead++; break;
+    default: break;
+    }
+  }
+}
+
+/* Applies the collected batch, retrying until it commits or the worker
+ * is told to stop (then the batch is left for whoever reads it next). */
+static int process_batch(cm_worker_t *w) {
+  char errstr[512];
+  int i, r, attempt = 0;
+
+  for (i = 0; i < w->batch.cnt; i++) {
+    if (!w->batch.items[i].decoded && w->batch.items[i].reason[0] == '\0')
+      decode_item(&w->batch.items[i]);
+    w->batch.items[i].initial = w->batch.items[i].outcome;
+  }
+  for (;;) {
+    r = run_transaction(w, errstr, sizeof(errstr));
+    if (r == 0)
+      break;
+    if (r == CM_ERR_BAD_INPUT) {
+      cm_warn("batch refused by the database (%s): isolating the event",
+              errstr);
+      r = isolate_refused(w, errstr, sizeof(errstr));
+    }
+    if (r == CM_ERR_FATAL || r == CM_ERR_NOMEM) {
+      cm_error("cannot apply batch: %s", errstr);
+      return CM_ERR_FATAL;
+    }
+    if (r == CM_ERR_RETRY) {
+      if (!*w->running && attempt > 0)
+        return CM_ERR_RETRY;
+      cm_warn("batch of %d events will be retried: %s", w->batch.cnt,
+              errstr);
+      attempt++;
+      if (cm_db_conn(w->db) == NULL ||
+          PQstatus(cm_db_conn(w->db)) != CONNECTION_OK ||
+          attempt > 1) {
+        if (cm_db_connect(w->db) != 0)
+          return CM_ERR_RETRY;
+      }
+    }
+  }
+  count_totals(w);
+  commit_to_kafka(w);
+  return 0;
+}
+
+/* ---- assignment, resume, gaps ---------------------------------------- */
+
+/* The stored next offset of a partition, or -1 if none; waits for the
+ * database if it is down. */
+static int stored_offset(cm_worker_t *w, const char *topic, int32_t part,
+                         int64_t *out) {
+  char pbuf[16], errstr[512];
+  const char *params[3] = {w->conf->group_id, topic, pbuf};
+  PGresult *res;
+  int r;
+
+  snprintf(pbuf, sizeof(pbuf), "%" PRId32, part);
+  for (;;) {
+    r = cm_db_exec(w->db, w->sql_stored, 3, params, &res, errstr,
+                   sizeof(errstr));
+    if (r == 0)
+      break;
+    if (r != CM_ERR_RETRY || cm_db_connect(w->db) != 0) {
+      cm_error("cannot read stored offsets: %s", errstr);
+      return r ? r : CM_ERR_RETRY;
+    }
+  }
+  *out = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+  PQclear(res);
+  return 0;
+}
+
+static int record_gap(cm_worker_t *w, const char *topic, int32_t part,
+                      int64_t from, int64_t to) {
+  char pbuf[16], fbuf[24], tbuf[24], errstr[512];
+  const char *params[5] = {w->conf->group_id, topic, pbuf, fbuf, tbuf};
+  int r;
+
+  snprintf(pbuf, sizeof(pbuf), "%" PRId32, part);
+  snprintf(fbuf, sizeof(fbuf), "%" PRId64, from);
+  snprintf(tbuf, sizeof(tbuf), "%" PRId64, to);
+  cm_error("offset gap on %s [%" PRId32 "]: offsets %" PRId64 "..%" PRId64
+           " were deleted by Kafka before they were read; recorded in "
+           "offset_gap, repair with a backfill",
+           topic, part, from, to - 1);
+  for (;;) {
+    r = cm_db_exec(w->db, w->sql_gap, 5, params, NULL, errstr,
+                   sizeof(errstr));
+    if (r == 0)
+      return 0;
+    if (r != CM_ERR_RETRY || cm_db_connect(w->db) != 0) {
+      cm_error("cannot record the offset gap: %s", errstr);
+      return r ? r : CM_ERR_RETRY;
+    }
+  }
+}
+
+/* Where to start a partition: the stored offset, unless Kafka no longer
+ * has it; then the log start, once the gap is on record. */
+static int start_offset(cm_worker_t *w, const char *topic, int32_t part,
+                        int64_t *start) {
+  int64_t stored, low = 0, high = 0;
+  rd_kafka_resp_err_t err;
+  int r;
+
+  r = stored_offset(w, topic, part, &stored);
+  if (r)
+    return r;
+  err = rd_kafka_query_watermark_offsets(w->rk, topic, part, &low, &high,
+                                         10000);
+  if (err) {
+    cm_warn("cannot query the log start of %s [%" PRId32 "]: %s", topic, part,
+            rd_kafka_err2str(err));
+    return CM_ERR_RETRY;
+  }
+  if (stored < 0)
+    stored = 0; /* never read: everything since offset 0 is expected */
+  if (stored < low) {
+    r = record_gap(w, topic, part, stored, low);
+    if (r)
+      return r;
+    stored = low;
+  }
+  *start = stored;
+  return 0;
+}
+
+static void on_assign(cm_worker_t *w,
+                      rd_kafka_topic_partition_list_t *parts) {
+  int i, tries;
+
+  for (i = 0; i < parts->cnt; i++) {
+    rd_kafka_topic_partition_t *p = &parts->elems[i];
+
+    for (tries = 0; tries < 30 && *w->running; tries++)
+      if (start_offset(w, p->topic, p->partition, &p->offset) == 0)
+        break;
+    if (tries == 30 || !*w->running) {
+      cm_error("cannot find where to resume %s [%" PRId32 "]; leaving it",
+               p->topic, p->partition);
+      w->fatal = 1;
+      *w->running = 0;
+      return;
+    }
+    cm_info("assigned %s [%" PRId32 "] from offset %" PRId64, p->topic,
+            p->partition, p->offset);
+  }
+  rd_kafka_assign(w->rk, parts);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+  cm_worker_t *w = opaque;
+
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    on_assign(w, parts);
+    return;
+  }
+  /* revoked: finish what was collected, while the partitions are ours */
+  if (w->batch.cnt > 0) {
+    if (process_batch(w) == CM_ERR_FATAL)
+      w->fatal = 1;
+    batch_release(&w->batch);
+  }
+  cm_info("revoked %d partition(s)", parts->cnt);
+  rd_kafka_assign(rk, NULL);
+}
+
+/* librdkafka found the position out of range (auto.offset.reset=error):
+ * the log start moved past it while the worker was reading. */
+static void on_offset_reset(cm_worker_t *w, rd_kafka_message_t *m) {
+  const char *topic = rd_kafka_topic_name(m->rkt);
+  rd_kafka_topic_partition_list_t *l;
+  rd_kafka_error_t *e;
+  int64_t start;
+
+  if (start_offset(w, topic, m->partition, &start) != 0)
+    return; /* retried on the next reset error */
+  l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = start;
+  e = rd_kafka_seek_partitions(w->rk, l, 10000);
+  if (e) {
+    cm_warn("seek on %s [%" PRId32 "] failed: %s", topic, m->partition,
+            rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static void log_stats(cm_worker_t *w, int force) {
+  int64_t t = now_ms();
+
+  if (!force && t - w->last_stats_ms < STATS_EVERY_MS)
+    return;
+  w->last_stats_ms = t;
+  cm_info("consumed %" PRId64 " applied %" PRId64 " stale %" PRId64
+          " skipped %" PRId64 " dead-lettered %" PRId64,
+          w->totals.consumed, w->totals.applied, w->totals.stale,
+          w->totals.skipped, w->totals.dead);
+}
+
+/* Handles a message that carries an error rather than data. */
+static void on_consume_error(cm_worker_t *w, rd_kafka_message_t *m) {
+  if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && m->rkt) {
+    /* settle what was read before the gap, then record the gap */
+    if (w->batch.cnt > 0 && process_batch(w) == CM_ERR_FATAL)
+      w->fatal = 1;
+    batch_release(&w->batch);
+    on_offset_reset(w, m);
+  } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    cm_warn("consumer: %s", rd_kafka_message_errstr(m));
+  }
+  rd_kafka_message_destroy(m);
+}
+
+/* Collects up to batch.max.events messages, for at most batch.max.ms. */
+static void collect(cm_worker_t *w) {
+  int64_t deadline = now_ms() + w->conf->batch_max_ms, left;
+  rd_kafka_message_t *m;
+
+  while (*w->running && !w->fatal &&
+         w->batch.cnt < w->conf->batch_max_events) {
+    left = deadline - now_ms();
+    if (left <= 0)
+      break;
+    m = rd_kafka_consumer_poll(w->rk, (int)(left > 100 ? 100 : left));
+    if (!m)
+      continue;
+    if (m->err) {
+      on_consume_error(w, m);
+      continue;
+    }
+    if (batch_add(&w->batch, m) != 0) {
+      rd_kafka_message_destroy(m);
+      w->fatal = 1;
+    }
+  }
+}
+
+static int subscribe(cm_worker_t *w) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+  rd_kafka_resp_err_t err;
+  int i;
+
+  for (i = 0; i < N_TOPICS; i++)
+    rd_kafka_topic_partition_list_add(l, w->topics[i],
+                                      RD_KAFKA_PARTITION_UA);
+  err = rd_kafka_subscribe(w->rk, l);
+  rd_kafka_topic_partition_list_destroy(l);
+  if (err) {
+    cm_error("cannot subscribe: %s", rd_kafka_err2str(err));
+    return CM_ERR_FATAL;
+  }
+  return 0;
+}
+
+int cm_worker_run(cm_worker_t *w) {
+  rd_kafka_resp_err_t err;
+
+  if (subscribe(w) != 0)
+    return CM_ERR_FATAL;
+  while (*w->running && !w->fatal) {
+    collect(w);
+    if (w->batch.cnt > 0 && process_batch(w) == CM_ERR_FATAL)
+      w->fatal = 1;
+    batch_release(&w->batch);
+    log_stats(w, 0);
+  }
+  if (w->batch.cnt > 0 && !w->fatal)
+    process_batch(w);
+  batch_release(&w->batch);
+  log_stats(w, 1);
+  cm_info("leaving the consumer group");
+  err = rd_kafka_consumer_close(w->rk);
+  if (err)
+    cm_warn("leaving the group: %s", rd_kafka_err2str(err));
+  return w->fatal ? CM_ERR_FATAL : 0;
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static rd_kafka_t *make_consumer(cm_worker_t *w, char *errstr,
+                                 size_t errstr_size) {
+  static const char *const fixed[][2] = {
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "error"},
+  };
+  rd_kafka_conf_t *kc = rd_kafka_conf_new();
+  const cm_config_t *c = w->conf;
+  rd_kafka_t *rk;
+  size_t i;
+  int k;
+
+  for (k = 0; k < c->kafka_cnt; k++)
+    if (rd_kafka_conf_set(kc, c->kafka[k].key, c->kafka[k].value, errstr,
+                          errstr_size) != RD_KAFKA_CONF_OK)
+      goto fail;
+  for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+    if (rd_kafka_conf_set(kc, fixed[i][0], fixed[i][1], errstr,
+                          errstr_size) != RD_KAFKA_CONF_OK)
+      goto fail;
+  if (rd_kafka_conf_set(kc, "group.id", c->group_id, errstr, errstr_size) ||
+      rd_kafka_conf_set(kc, "client.id", c->worker_id, errstr, errstr_size))
+    goto fail;
+  rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
+  rd_kafka_conf_set_opaque(kc, w);
+  rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
+  if (!rk)
+    goto fail;
+  rd_kafka_poll_set_consumer(rk);
+  return rk;
+fail:
+  rd_kafka_conf_destroy(kc);
+  return NULL;
+}
+
+static int make_names(cm_worker_t *w) {
+  static const char *const tables[] = {"User", "Patient", "Appointment"};
+  const cm_config_t *c = w->conf;
+  size_t len;
+  int i;
+
+  for (i = 0; i < 3; i++) {
+    len = strlen(c->topic_prefix) + strlen(c->source_schema) + 16;
+    w->topics[i] = malloc(len);
+    if (!w->topics[i])
+      return CM_ERR_NOMEM;
+    snprintf(w->topics[i], len, "%s.%s.%s", c->topic_prefix,
+             c->source_schema, tables[i]);
+  }
+  w->topics[3] = strdup(c->topic_replay);
+  w->sql_offsets = cm_db_expand(w->db, offsets_sql);
+  w->sql_stats = cm_db_expand(w->db, stats_sql);
+  w->sql_stored = cm_db_expand(w->db, stored_sql);
+  w->sql_gap = cm_db_expand(w->db, gap_sql);
+  if (!w->topics[3] || !w->sql_offsets || !w->sql_stats || !w->sql_stored ||
+      !w->sql_gap)
+    return CM_ERR_NOMEM;
+  return 0;
+}
+
+cm_worker_t *cm_worker_new(const cm_config_t *conf,
+                           volatile sig_atomic_t *running, char *errstr,
+                           size_t errstr_size) {
+  cm_worker_t *w = calloc(1, sizeof(*w));
+
+  if (!w) {
+    snprintf(errstr, errstr_size, "out of memory");
+    return NULL;
+  }
+  w->conf = conf;
+  w->running = running;
+  w->db = cm_db_new(conf->db_conninfo, conf->schema_book, conf->schema_domain,
+                    conf->db_retry_max_ms, running);
+  if (!w->db || make_names(w) != 0) {
+    snprintf(errstr, errstr_size, "out of memory");
+    goto fail;
+  }
+  w->rk = make_consumer(w, errstr, errstr_size);
+  if (!w->rk)
+    goto fail;
+  w->dlq = cm_dlq_new(conf, errstr, errstr_size);
+  if (!w->dlq)
+    goto fail;
+  if (cm_db_connect(w->db) != 0) {
+    snprintf(errstr, errstr_size, "stopped before the database was reached");
+    goto fail;
+  }
+  if (cm_db_migrate(w->db, errstr, errstr_size) != 0)
+    goto fail;
+  w->mirror = cm_mirror_new(w->db, conf->phone_region);
+  w->derive = cm_derive_new(w->db);
+  if (!w->mirror || !w->derive) {
+    snprintf(errstr, errstr_size, "out of memory");
+    goto fail;
+  }
+  return w;
+fail:
+  cm_worker_destroy(w);
+  return NULL;
+}
+
+void cm_worker_destroy(cm_worker_t *w) {
+  int i;
+
+  if (!w)
+    return;
+  batch_release(&w->batch);
+  free(w->batch.items);
+  if (w->rk)
+    rd_kafka_destroy(w->rk);
+  cm_dlq_destroy(w->dlq);
+  cm_mirror_destroy(w->mirror);
+  cm_derive_destroy(w->derive);
+  cm_db_destroy(w->db);
+  for (i = 0; i < N_TOPICS; i++)
+    free(w->topics[i]);
+  free(w->sql_offsets);
+  free(w->sql_stats);
+  free(w->sql_stored);
+  free(w->sql_gap);
+  free(w);
+}

@@ -1,0 +1,614 @@
+/*
+ * mirror.c — lands events in the mirror of the legacy rows.
+ *
+ * NOTES
+ * One call per table and batch, three steps:
+ *   lock    SELECT the stored rows of the batch's keys FOR UPDATE, in key
+ *           order (one round trip);
+ *   fold    walk each key's events in batch order against the stored
+ *           version: an event at or below the stored position is stale, a
+ *           delete leaves a tombstone, an unchanged-TOAST placeholder keeps
+ *           the stored value (DESIGN §2.2);
+ *   write   one INSERT ... ON CONFLICT for every changed row, sent as a
+ *           JSON array, guarded again by the position so that a row a
+ *           concurrent replay wrote meanwhile is never moved backwards.
+ * Values travel as PostgreSQL input text; the session runs in UTC with ISO
+ * dates (db.c), so text read back from the mirror re-enters unchanged.
+ */
+#include "clinicmig/cm_mirror.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "clinicmig/cm_err.h"
+#include "clinicmig/cm_log.h"
+#include "clinicmig/cm_normalize.h"
+#include "clinicmig/cm_value.h"
+
+#define MAX_EXTRA 2
+#define NORM_MAX 320
+
+/* What the mirror keeps of one table beyond its legacy columns. */
+typedef struct tdesc_s {
+  cm_table_t table;
+  const char *mirror; /* table name in the bookkeeping schema */
+  int n_extra;
+  const char *extra[MAX_EXTRA];
+} tdesc_t;
+
+static const tdesc_t tdescs[] = {
+  {CM_TABLE_USER, "mirror_user", 1, {"email_norm"}},
+  {CM_TABLE_PATIENT, "mirror_patient", 2, {"phone_norm", "email_norm"}},
+  {CM_TABLE_APPOINTMENT, "mirror_appointment", 0, {NULL}},
+};
+#define N_TDESC (int)(sizeof(tdescs) / sizeof(tdescs[0]))
+
+typedef struct tsql_s {
+  char *lock;
+  char *write;
+} tsql_t;
+
+struct cm_mirror_s {
+  char *region;
+  tsql_t sql[N_TDESC];
+};
+
+/* The stored (then folded) version of one key. */
+typedef struct state_s {
+  int64_t id;
+  int exists;
+  int deleted;
+  int has_lsn;
+  int64_t lsn;
+  int has_tx;
+  int64_t tx_id;
+  int snapshot;
+  int changed;
+  const cm_item_t *last; /* item whose position the row now carries */
+  char *vals[CM_MAX_COLS + MAX_EXTRA];
+  char *old_extra[MAX_EXTRA]; /* grouping keys before the batch */
+  char *old_ref[2];           /* appointments: doctorId, patientId before */
+} state_t;
+
+static const tdesc_t *tdesc_of(cm_table_t t, int *idx) {
+  int i;
+
+  for (i = 0; i < N_TDESC; i++)
+    if (tdescs[i].table == t) {
+      *idx = i;
+      return &tdescs[i];
+    }
+  return NULL;
+}
+
+/* Appends ", col" for every column (and extra) to @p s. */
+static void col_list(char *s, size_t size, const tdesc_t *td,
+                     const char *prefix) {
+  const cm_column_t *cols;
+  size_t len;
+  int n, i;
+
+  cols = cm_table_columns(td->table, &n);
+  for (i = 0; i < n + td->n_extra; i++) {
+    len = strlen(s);
+    snprintf(s + len, size - len, "%s%s%s", i ? ", " : "", prefix,
+             i < n ? cols[i].sql : td->extra[i - n]);
+  }
+}
+
+static int build_sql(cm_db_t *db, const tdesc_t *td, tsql_t *out) {
+  static const char pos[] = "deleted, lsn, tx_id, snapshot, src_topic, "
+                            "src_partition, src_offset";
+  static const char xpos[] =
+      "EXCLUDED.deleted, EXCLUDED.lsn, EXCLUDED.tx_id, EXCLUDED.snapshot, "
+      "EXCLUDED.src_topic, EXCLUDED.src_partition, EXCLUDED.src_offset";
+  char cols[1024] = "", xcols[1536] = "", tmpl[4096];
+
+  col_list(cols, sizeof(cols), td, "");
+  col_list(xcols, sizeof(xcols), td, "EXCLUDED.");
+  snprintf(tmpl, sizeof(tmpl),
+           "SELECT %s, deleted, lsn, tx_id, snapshot FROM @cm@.%s "
+           "WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+           cols, td->mirror);
+  out->lock = cm_db_expand(db, tmpl);
+  snprintf(tmpl, sizeof(tmpl),
+           "INSERT INTO @cm@.%s AS m (%s, %s, applied_at) "
+           "SELECT %s, %s, now() "
+           "FROM json_populate_recordset(NULL::@cm@.%s, $1::json) "
+           "ON CONFLICT (id) DO UPDATE SET (%s, %s, applied_at) = "
+           "(%s, %s, now()) "
+           "WHERE m.lsn IS NULL OR m.lsn < EXCLUDED.lsn RETURNING id",
+           td->mirror, cols, pos, cols, pos, td->mirror, cols, pos, xcols,
+           xpos);
+  out->write = cm_db_expand(db, tmpl);
+  return out->lock && out->write ? 0 : CM_ERR_NOMEM;
+}
+
+cm_mirror_t *cm_mirror_new(cm_db_t *db, const char *phone_region) {
+  cm_mirror_t *m = calloc(1, sizeof(*m));
+  int i;
+
+  if (!m)
+    return NULL;
+  m->region = strdup(phone_region);
+  for (i = 0; i < N_TDESC; i++)
+    if (build_sql(db, &tdescs[i], &m->sql[i]) != 0)
+      break;
+  if (!m->region || i < N_TDESC) {
+    cm_mirror_destroy(m);
+    return NULL;
+  }
+  return m;
+}
+
+void cm_mirror_destroy(cm_mirror_t *m) {
+  int i;
+
+  if (!m)
+    return;
+  for (i = 0; i < N_TDESC; i++) {
+    free(m->sql[i].lock);
+    free(m->sql[i].write);
+  }
+  free(m->region);
+  free(m);
+}
+
+void cm_touched_clear(cm_touched_t *t) {
+  int i;
+
+  for (i = 0; i < t->n_keys; i++)
+    free(t->keys[i]);
+  free(t->keys);
+  free(t->ids);
+  free(t->doctors);
+  free(t->patients);
+  memset(t, 0, sizeof(*t));
+}
+
+static void state_free(state_t *s, int n) {
+  int i, c;
+
+  for (i = 0; i < n; i++) {
+    for (c = 0; c < CM_MAX_COLS + MAX_EXTRA; c++)
+      free(s[i].vals[c]);
+    for (c = 0; c < MAX_EXTRA; c++)
+      free(s[i].old_extra[c]);
+    free(s[i].old_ref[0]);
+    free(s[i].old_ref[1]);
+  }
+  free(s);
+}
+
+static int cmp_item(const void *a, const void *b) {
+  const cm_item_t *x = *(cm_item_t *const *)a, *y = *(cm_item_t *const *)b;
+
+  if (x->ev.key != y->ev.key)
+    return x->ev.key < y->ev.key ? -1 : 1;
+  return x < y ? -1 : x > y; /* batch order within a key */
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* The table's events to apply, sorted by key then batch order. */
+static cm_item_t **select_items(cm_batch_t *batch, cm_table_t table, int *n) {
+  cm_item_t **v = malloc(sizeof(*v) * (size_t)(batch->cnt ? batch->cnt : 1));
+  int i;
+
+  *n = 0;
+  if (!v)
+    return NULL;
+  for (i = 0; i < batch->cnt; i++)
+    if (batch->items[i].outcome == CM_OUT_PENDING &&
+        batch->items[i].decoded && batch->items[i].ev.table == table)
+      v[(*n)++] = &batch->items[i];
+  qsort(v, (size_t)*n, sizeof(*v), cmp_item);
+  return v;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static int64_t parse_i64(const char *s) {
+  return s ? strtoll(s, NULL, 10) : 0;
+}
+
+/* Reads the locked rows into the states (which are sorted by id, as the
+ * rows come back). */
+static void load_states(PGresult *res, const tdesc_t *td, state_t *st,
+                        int n_st) {
+  int ncols, r, c, k = 0;
+
+  cm_table_columns(td->table, &ncols);
+  ncols += td->n_extra;
+  for (r = 0; r < PQntuples(res); r++) {
+    int64_t id = parse_i64(PQgetvalue(res, r, 0));
+
+    while (k < n_st && st[k].id < id)
+      k++;
+    if (k == n_st || st[k].id != id)
+      continue;
+    st[k].exists = 1;
+    st[k].deleted = PQgetvalue(res, r, ncols)[0] == 't';
+    for (c = 0; c < ncols; c++)
+      if (!PQgetisnull(res, r, c))
+        st[k].vals[c] = strdup(PQgetvalue(res, r, c));
+    for (c = 0; c < td->n_extra; c++)
+      st[k].old_extra[c] = dup_or_null(st[k].vals[ncols - td->n_extra + c]);
+    if (td->table == CM_TABLE_APPOINTMENT && !st[k].deleted) {
+      st[k].old_ref[0] = dup_or_null(st[k].vals[CM_APPT_DOCTOR_ID]);
+      st[k].old_ref[1] = dup_or_null(st[k].vals[CM_APPT_PATIENT_ID]);
+    }
+    st[k].has_lsn = !PQgetisnull(res, r, ncols + 1);
+    st[k].lsn = parse_i64(PQgetvalue(res, r, ncols + 1));
+    st[k].has_tx = !PQgetisnull(res, r, ncols + 2);
+    st[k].tx_id = parse_i64(PQgetvalue(res, r, ncols + 2));
+    st[k].snapshot = PQgetvalue(res, r, ncols + 3)[0] == 't';
+  }
+}
+
+/* Recomputes the grouping keys of a folded row. */
+static void set_extras(const cm_mirror_t *m, const tdesc_t *td,
+                       state_t *s) {
+  char norm[NORM_MAX];
+  int ncols, i;
+  const char *src;
+
+  cm_table_columns(td->table, &ncols);
+  for (i = 0; i < td->n_extra; i++) {
+    free(s->vals[ncols + i]);
+    s->vals[ncols + i] = NULL;
+    if (strcmp(td->extra[i], "email_norm") == 0) {
+      src = s->vals[td->table == CM_TABLE_USER ? CM_USER_EMAIL
+                                                : CM_PATIENT_EMAIL];
+      if (cm_email_normalize(src, norm, sizeof(norm)))
+        s->vals[ncols + i] = strdup(norm);
+    } else {
+      src = s->vals[CM_PATIENT_PHONE];
+      if (src && cm_phone_normalize(src, m->region, norm, sizeof(norm)))
+        s->vals[ncols + i] = strdup(norm);
+    }
+  }
+}
+
+/* An update whose placeholder has nothing stored to keep cannot be
+ * applied: the true value is unknown. */
+static int placeholder_unusable(const state_t *s, cm_item_t *it, int ncols) {
+  const cm_column_t *cols = cm_table_columns(it->ev.table, &ncols);
+  int c;
+
+  for (c = 0; c < ncols; c++)
+    if (it->ev.after[c].kind == CM_VAL_UNAVAILABLE &&
+        (!s->exists || s->deleted)) {
+      snprintf(it->reason, sizeof(it->reason),
+               "after.%s: unchanged TOAST placeholder and no stored value "
+               "to keep",
+               cols[c].name);
+      return 1;
+    }
+  return 0;
+}
+
+static void fold_one(const cm_mirror_t *m, const tdesc_t *td, state_t *s,
+                     cm_item_t *it) {
+  char buf[CM_VALUE_TEXT_MAX];
+  const char *text;
+  int ncols, c;
+
+  cm_table_columns(td->table, &ncols);
+  if (s->has_lsn && it->ev.lsn <= s->lsn) {
+    it->outcome = CM_OUT_STALE;
+    return;
+  }
+  if (it->ev.op != CM_OP_DELETE) {
+    if (placeholder_unusable(s, it, ncols)) {
+      it->outcome = CM_OUT_DEAD_LETTER;
+      return;
+    }
+    for (c = 0; c < ncols; c++) {
+      if (it->ev.after[c].kind == CM_VAL_UNAVAILABLE)
+        continue;
+      text = cm_value_text(&it->ev.after[c], buf, sizeof(buf));
+      free(s->vals[c]);
+      s->vals[c] = dup_or_null(text);
+    }
+    set_extras(m, td, s);
+  }
+  s->deleted = it->ev.op == CM_OP_DELETE;
+  s->exists = 1;
+  s->has_lsn = 1;
+  s->lsn = it->ev.lsn;
+  s->has_tx = it->ev.has_tx_id;
+  s->tx_id = it->ev.tx_id;
+  s->snapshot = it->ev.snapshot != CM_SNAP_FALSE;
+  s->changed = 1;
+  s->last = it;
+  it->outcome = CM_OUT_APPLIED;
+}
+
+static void add_i64(cJSON *o, const char *name, int64_t v) {
+  char buf[24];
+
+  snprintf(buf, sizeof(buf), "%" PRId64, v);
+  cJSON_AddStringToObject(o, name, buf);
+}
+
+static cJSON *row_json(const tdesc_t *td, const state_t *s) {
+  const cm_column_t *cols;
+  cJSON *o = cJSON_CreateObject();
+  int ncols, c;
+
+  cols = cm_table_columns(td->table, &ncols);
+  for (c = 0; c < ncols + td->n_extra; c++) {
+    const char *name = c < ncols ? cols[c].sql : td->extra[c - ncols];
+
+    if (c == 0) /* the key: a first event may be a delete, with no row */
+      add_i64(o, name, s->id);
+    else if (s->vals[c])
+      cJSON_AddStringToObject(o, name, s->vals[c]);
+    else
+      cJSON_AddNullToObject(o, name);
+  }
+  /* 64-bit numbers travel as text: a JSON number is a double */
+  cJSON_AddBoolToObject(o, "deleted", s->deleted);
+  add_i64(o, "lsn", s->lsn);
+  if (s->has_tx)
+    add_i64(o, "tx_id", s->tx_id);
+  cJSON_AddBoolToObject(o, "snapshot", s->snapshot);
+  cJSON_AddStringToObject(o, "src_topic", s->last->topic);
+  cJSON_AddNumberToObject(o, "src_partition", s->last->partition);
+  add_i64(o, "src_offset", s->last->offset);
+  return o;
+}
+
+/* One state per distinct key of the sorted items. */
+static state_t *make_states(cm_item_t **items, int n, int *n_st) {
+  state_t *st = calloc((size_t)(n ? n : 1), sizeof(*st));
+  int i;
+
+  *n_st = 0;
+  if (!st)
+    return NULL;
+  for (i = 0; i < n; i++)
+    if (i == 0 || items[i]->ev.key != items[i - 1]->ev.key)
+      st[(*n_st)++].id = items[i]->ev.key;
+  return st;
+}
+
+static int add_key(cm_touched_t *t, const char *prefix, const char *key) {
+  char **v;
+  size_t len;
+
+  if (!key)
+    return 0;
+  v = realloc(t->keys, sizeof(*v) * (size_t)(t->n_keys + 1));
+  if (!v)
+    return CM_ERR_NOMEM;
+  t->keys = v;
+  len = strlen(prefix) + strlen(key) + 1;
+  v[t->n_keys] = malloc(len);
+  if (!v[t->n_keys])
+    return CM_ERR_NOMEM;
+  snprintf(v[t->n_keys++], len, "%s%s", prefix, key);
+  return 0;
+}
+
+static int add_ref(int64_t **v, int *n, const char *id) {
+  int64_t *nv;
+
+  if (!id)
+    return 0;
+  nv = realloc(*v, sizeof(*nv) * (size_t)(*n + 1));
+  if (!nv)
+    return CM_ERR_NOMEM;
+  *v = nv;
+  nv[(*n)++] = parse_i64(id);
+  return 0;
+}
+
+/* Grouping keys before and after (the derive step locks them). */
+static int touch_keys(const tdesc_t *td, const state_t *s, cm_touched_t *t) {
+  int ncols, i, r = 0;
+
+  cm_table_columns(td->table, &ncols);
+  for (i = 0; !r && i < td->n_extra; i++) {
+    const char *p = strcmp(td->extra[i], "email_norm") == 0 ? "e:" : "p:";
+
+    r = add_key(t, p, s->old_extra[i]);
+    if (!r && !s->deleted)
+      r = add_key(t, p, s->vals[ncols + i]);
+  }
+  return r;
+}
+
+/* Doctors and patients an appointment named before and names after. */
+static int touch_refs(const state_t *s, cm_touched_t *t) {
+  int r;
+
+  r = add_ref(&t->doctors, &t->n_doctors, s->old_ref[0]);
+  if (!r)
+    r = add_ref(&t->patients, &t->n_patients, s->old_ref[1]);
+  if (!r && !s->deleted)
+    r = add_ref(&t->doctors, &t->n_doctors, s->vals[CM_APPT_DOCTOR_ID]);
+  if (!r && !s->deleted)
+    r = add_ref(&t->patients, &t->n_patients, s->vals[CM_APPT_PATIENT_ID]);
+  return r;
+}
+
+static int unique_i64(int64_t *v, int n) {
+  int i, o = 0;
+
+  qsort(v, (size_t)n, sizeof(*v), cmp_i64);
+  for (i = 0; i < n; i++)
+    if (o == 0 || v[o - 1] != v[i])
+      v[o++] = v[i];
+  return o;
+}
+
+static void unique_keys(cm_touched_t *t) {
+  int i, o = 0;
+
+  qsort(t->keys, (size_t)t->n_keys, sizeof(*t->keys), cmp_str);
+  for (i = 0; i < t->n_keys; i++) {
+    if (o > 0 && strcmp(t->keys[o - 1], t->keys[i]) == 0)
+      free(t->keys[i]);
+    else
+      t->keys[o++] = t->keys[i];
+  }
+  t->n_keys = o;
+  t->n_doctors = unique_i64(t->doctors, t->n_doctors);
+  t->n_patients = unique_i64(t->patients, t->n_patients);
+}
+
+static int fill_touched(const tdesc_t *td, const state_t *st, int n_st,
+                        cm_touched_t *t) {
+  int i, r = 0;
+
+  t->ids = malloc(sizeof(*t->ids) * (size_t)(n_st ? n_st : 1));
+  if (!t->ids)
+    return CM_ERR_NOMEM;
+  for (i = 0; !r && i < n_st; i++) {
+    if (!st[i].changed)
+      continue;
+    t->ids[t->n_ids++] = st[i].id;
+    r = touch_keys(td, &st[i], t);
+    if (!r && td->table == CM_TABLE_APPOINTMENT)
+      r = touch_refs(&st[i], t);
+  }
+  if (!r)
+    unique_keys(t);
+  return r;
+}
+
+static int lock_rows(cm_db_t *db, const tsql_t *q, const tdesc_t *td,
+                     state_t *st, int n_st, char *errstr,
+                     size_t errstr_size) {
+  const char *params[1];
+  PGresult *res;
+  int64_t *idv = malloc(sizeof(*idv) * (size_t)n_st);
+  char *ids;
+  int r, k;
+
+  if (!idv)
+    return CM_ERR_NOMEM;
+  for (k = 0; k < n_st; k++)
+    idv[k] = st[k].id;
+  ids = cm_db_int_array(idv, n_st);
+  free(idv);
+  if (!ids)
+    return CM_ERR_NOMEM;
+  params[0] = ids;
+  r = cm_db_exec(db, q->lock, 1, params, &res, errstr, errstr_size);
+  free(ids);
+  if (r)
+    return r;
+  load_states(res, td, st, n_st);
+  PQclear(res);
+  return 0;
+}
+
+/* Items whose row the guarded write did not move were overtaken by a
+ * newer version written concurrently: they are stale after all. */
+static void mark_overtaken(PGresult *res, state_t *st, int n_st,
+                           cm_item_t **items, int n) {
+  int i, k, r;
+
+  for (k = 0; k < n_st; k++)
+    st[k].exists = 0; /* reused as "written" */
+  for (r = 0; r < PQntuples(res); r++) {
+    int64_t id = parse_i64(PQgetvalue(res, r, 0));
+
+    for (k = 0; k < n_st; k++)
+      if (st[k].id == id)
+        st[k].exists = 1;
+  }
+  for (i = 0, k = 0; i < n; i++) {
+    while (st[k].id != items[i]->ev.key)
+      k++;
+    if (st[k].changed && !st[k].exists &&
+        items[i]->outcome == CM_OUT_APPLIED) {
+      items[i]->outcome = CM_OUT_STALE;
+      st[k].changed = 0;
+    }
+  }
+}
+
+static int write_rows(cm_db_t *db, const tsql_t *q, const tdesc_t *td,
+                      state_t *st, int n_st, cm_item_t **items, int n,
+                      char *errstr, size_t errstr_size) {
+  cJSON *arr = cJSON_CreateArray();
+  const char *params[1];
+  PGresult *res;
+  char *json;
+  int k, r, rows = 0;
+
+  if (!arr)
+    return CM_ERR_NOMEM;
+  for (k = 0; k < n_st; k++)
+    if (st[k].changed) {
+      cJSON_AddItemToArray(arr, row_json(td, &st[k]));
+      rows++;
+    }
+  json = rows ? cJSON_PrintUnformatted(arr) : NULL;
+  cJSON_Delete(arr);
+  if (!rows)
+    return 0;
+  if (!json)
+    return CM_ERR_NOMEM;
+  params[0] = json;
+  r = cm_db_exec(db, q->write, 1, params, &res, errstr, errstr_size);
+  free(json);
+  if (r)
+    return r;
+  if (PQntuples(res) != rows)
+    mark_overtaken(res, st, n_st, items, n);
+  PQclear(res);
+  return 0;
+}
+
+int cm_mirror_apply(cm_mirror_t *m, cm_db_t *db, cm_table_t table,
+                    cm_batch_t *batch, cm_touched_t *touched, char *errstr,
+                    size_t errstr_size) {
+  const tdesc_t *td;
+  cm_item_t **items;
+  state_t *st = NULL;
+  int n, n_st = 0, i, k, idx, r;
+
+  memset(touched, 0, sizeof(*touched));
+  td = tdesc_of(table, &idx);
+  if (!td)
+    return 0;
+  items = select_items(batch, table, &n);
+  if (items && n > 0)
+    st = make_states(items, n, &n_st);
+  if (!items || (n > 0 && !st)) {
+    free(items);
+    return CM_ERR_NOMEM;
+  }
+  r = n ? lock_rows(db, &m->sql[idx], td, st, n_st, errstr, errstr_size) : 0;
+  for (i = 0, k = 0; !r && i < n; i++) {
+    while (st[k].id != items[i]->ev.key)
+      k++;
+    fold_one(m, td, &st[k], items[i]);
+  }
+  if (!r)
+    r = write_rows(db, &m->sql[idx], td, st, n_st, items, n, errstr,
+                   errstr_size);
+  if (!r)
+    r = fill_touched(td, st, n_st, touched);
+  state_free(st, n_st);
+  free(items);
+  return r;
+}
