@@ -1,0 +1,561 @@
+#!/usr/bin/python3
+"""cmtest.py -- the integration tests' harness: real servers, real events.
+
+NOTES
+Every integration test starts its own private PostgreSQL (initdb/pg_ctl in
+a temporary directory; as the postgres user when run as root, since the
+server refuses root), its own local Kafka cluster (tools/kafka), and the
+worker binaries of the build under test. Events are built exactly as
+Debezium's PostgreSQL connector writes them (JSON converter, with or
+without schemas) and published with a real Kafka client. Tests wait on
+conditions with deadlines, never on sleeps alone; every check has a name
+and prints both sides when it fails.
+
+Environment: CM_BUILD_DIR (the CMake build directory) must be set; ctest
+sets it.
+"""
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import psycopg2  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+from kafkactl import LocalKafka  # noqa: E402,F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+BUILD = os.environ.get("CM_BUILD_DIR", os.path.join(ROOT, "build"))
+WORKER = os.path.join(BUILD, "worker", "clinicmig-worker")
+KAFKA_TOOL = os.path.join(BUILD, "tools", "kafka", "clinicmig-kafka")
+PREFIX = "legacy"
+TOPICS = {f"{PREFIX}.public.User": 6, f"{PREFIX}.public.Patient": 3,
+          f"{PREFIX}.public.Appointment": 3, "clinicmig.replay": 2,
+          "clinicmig.dlq": 1}
+SOURCE_TOPICS = [t for t in TOPICS if t != "clinicmig.dlq"]
+
+_failures = 0
+_checks = 0
+
+
+# ---- checks -------------------------------------------------------------
+
+def check(name, got, want):
+    """Compares got with want; prints both when they differ."""
+    global _failures, _checks
+    _checks += 1
+    if got == want:
+        print(f"ok {_checks} - {name}", flush=True)
+        return True
+    _failures += 1
+    print(f"not ok {_checks} - {name}\n{_describe(got, want)}", flush=True)
+    return False
+
+
+def _short(v, limit=300):
+    r = repr(v)
+    return r if len(r) <= limit else r[:limit] + f"... ({len(r)} chars)"
+
+
+def _describe(got, want):
+    """Both sides; for long lists, the first rows that differ."""
+    if isinstance(got, list) and isinstance(want, list) and \
+            len(repr(got)) + len(repr(want)) > 600:
+        g, w = set(got), set(want)
+        return (f"#   got {len(got)} rows, want {len(want)} rows\n"
+                f"#   only in got:  {_short(sorted(g - w)[:5])}\n"
+                f"#   only in want: {_short(sorted(w - g)[:5])}")
+    return f"#   got:  {_short(got)}\n#   want: {_short(want)}"
+
+
+def check_true(name, cond, detail=""):
+    return check(name + (f" ({detail})" if detail and not cond else ""),
+                 bool(cond), True)
+
+
+def done():
+    """Ends the test: the summary line, and the exit status."""
+    print(f"{_checks - _failures} passed, {_failures} failed", flush=True)
+    sys.exit(1 if _failures else 0)
+
+
+def wait_until(what, cond, timeout=60.0, interval=0.1):
+    """Polls cond() until it is truthy; fails the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+        except Exception as e:  # a server restarting, say
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what} "
+                       f"(last: {last!r})")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- PostgreSQL ---------------------------------------------------------
+
+def _pg_bindir():
+    out = subprocess.run(["pg_config", "--bindir"], capture_output=True,
+                         text=True)
+    if out.returncode == 0 and os.path.exists(
+            os.path.join(out.stdout.strip(), "initdb")):
+        return out.stdout.strip()
+    return "/usr/lib/postgresql/15/bin"
+
+
+class PgServer:
+    """A private PostgreSQL server in a temporary directory."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="cm-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.bindir = _pg_bindir()
+        self._as = None
+        if os.geteuid() == 0:
+            self._as = pwd.getpwnam("postgres")
+            os.chown(self.dir, self._as.pw_uid, self._as.pw_gid)
+        self._run([os.path.join(self.bindir, "initdb"), "-D", self.data,
+                   "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                   "--locale=C.UTF-8", "--no-sync"])
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                    f"unix_socket_directories = '{self.dir}'\n"
+                    "fsync = off\nsynchronous_commit = off\n"
+                    "full_page_writes = off\nmax_connections = 100\n")
+        self.start()
+        self.conninfo = (f"host=127.0.0.1 port={self.port} user=postgres "
+                         "dbname=postgres")
+
+    def _run(self, args, check=True):
+        def demote():
+            if self._as:
+                os.setgid(self._as.pw_gid)
+                os.setuid(self._as.pw_uid)
+        return subprocess.run(args, preexec_fn=demote, check=check,
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+
+    def _ctl(self, *args):
+        return self._run([os.path.join(self.bindir, "pg_ctl"), "-D",
+                          self.data, "-l", os.path.join(self.dir, "log"),
+                          "-w", "-t", "60"] + list(args))
+
+    def start(self):
+        self._ctl("start")
+
+    def stop(self, mode="fast"):
+        self._ctl("stop", "-m", mode)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def connect(self):
+        conn = psycopg2.connect(self.conninfo)
+        conn.autocommit = True
+        return conn
+
+    def query(self, sql, args=None):
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            rows = cur.fetchall() if cur.description else []
+        conn.close()
+        return rows
+
+    def execute(self, sql, args=None):
+        conn = self.connect()
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+        conn.close()
+
+    def destroy(self):
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- the worker ---------------------------------------------------------
+
+class Worker:
+    """One clinicmig-worker process."""
+
+    def __init__(self, pg, kafka, name="w1", extra=None, log_dir=None):
+        self.name = name
+        self.log_path = os.path.join(log_dir or pg.dir, f"{name}.log")
+        args = [WORKER, "--db-conninfo", pg.conninfo,
+                "--bootstrap-servers", kafka.bootstrap,
+                "--worker-id", name, "--batch-max-ms", "50",
+                "-X", "kafka.topic.metadata.refresh.interval.ms=1000",
+                "-X", "kafka.session.timeout.ms=6000",
+                "-X", "kafka.heartbeat.interval.ms=500"]
+        args += extra or []
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        """Signals the worker and returns its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+# ---- Debezium events ----------------------------------------------------
+
+USER_COLS = ["id", "clinicId", "email", "phone", "firstName", "lastName",
+             "role", "specialization", "licenseNumber", "isActive",
+             "createdAt", "updatedAt"]
+PATIENT_COLS = ["id", "clinicId", "firstName", "lastName", "middleName",
+                "birthDate", "gender", "phone", "email", "createdAt",
+                "updatedAt"]
+APPT_COLS = ["id", "clinicId", "doctorId", "patientId", "startsAt", "endsAt",
+             "status", "reason", "createdAt", "updatedAt"]
+
+_FIELD_TYPES = {
+    "id": ("int32", None, False), "clinicId": ("int32", None, False),
+    "doctorId": ("int32", None, False), "patientId": ("int32", None, False),
+    "isActive": ("boolean", None, False),
+    "birthDate": ("int32", "io.debezium.time.Date", True),
+    "createdAt": ("string", "io.debezium.time.ZonedTimestamp", False),
+    "updatedAt": ("string", "io.debezium.time.ZonedTimestamp", False),
+    "startsAt": ("string", "io.debezium.time.ZonedTimestamp", False),
+    "endsAt": ("string", "io.debezium.time.ZonedTimestamp", False),
+}
+_NULLABLE = {"phone", "specialization", "licenseNumber", "middleName",
+             "birthDate", "gender", "email", "reason"}
+
+
+def _row_schema(table, cols, name):
+    fields = []
+    for c in cols:
+        typ, sem, _ = _FIELD_TYPES.get(c, ("string", None, False))
+        f = {"type": typ, "optional": c in _NULLABLE and not
+             (table == "User" and c == "email"), "field": c}
+        if sem:
+            f["name"] = sem
+            f["version"] = 1
+        fields.append(f)
+    return {"type": "struct", "fields": fields, "optional": True,
+            "name": f"{PREFIX}.public.{table}.Value", "field": name}
+
+
+def _envelope_schema(table, cols):
+    return {"type": "struct", "optional": False,
+            "name": f"{PREFIX}.public.{table}.Envelope", "version": 2,
+            "fields": [
+                _row_schema(table, cols, "before"),
+                _row_schema(table, cols, "after"),
+                {"type": "struct", "optional": False,
+                 "name": "io.debezium.connector.postgresql.Source",
+                 "field": "source", "fields": [
+                     {"type": "string", "optional": False,
+                      "field": "version"},
+                     {"type": "string", "optional": False,
+                      "field": "connector"},
+                     {"type": "string", "optional": False, "field": "name"},
+                     {"type": "int64", "optional": False, "field": "ts_ms"},
+                     {"type": "string", "optional": True,
+                      "name": "io.debezium.data.Enum", "version": 1,
+                      "parameters": {"allowed": "true,last,false,incremental"},
+                      "default": "false", "field": "snapshot"},
+                     {"type": "string", "optional": False, "field": "db"},
+                     {"type": "string", "optional": True,
+                      "field": "sequence"},
+                     {"type": "string", "optional": False,
+                      "field": "schema"},
+                     {"type": "string", "optional": False, "field": "table"},
+                     {"type": "int64", "optional": True, "field": "txId"},
+                     {"type": "int64", "optional": True, "field": "lsn"},
+                     {"type": "int64", "optional": True, "field": "xmin"}]},
+                {"type": "struct", "optional": True, "field": "transaction",
+                 "fields": [
+                     {"type": "string", "optional": False, "field": "id"},
+                     {"type": "int64", "optional": False,
+                      "field": "total_order"},
+                     {"type": "int64", "optional": False,
+                      "field": "data_collection_order"}]},
+                {"type": "string", "optional": False, "field": "op"},
+                {"type": "int64", "optional": True, "field": "ts_ms"}]}
+
+
+def ts(s):
+    """ISO text as Debezium's ZonedTimestamp writes it."""
+    return s
+
+
+def envelope(table, op, before, after, lsn, tx_id, snapshot="false",
+             ts_ms=None):
+    ts_ms = ts_ms or int(time.time() * 1000)
+    return {
+        "before": before, "after": after,
+        "source": {"version": "2.5.4.Final", "connector": "postgresql",
+                   "name": PREFIX, "ts_ms": ts_ms - 5, "snapshot": snapshot,
+                   "db": "clinic", "sequence": json.dumps(
+                       [str(lsn - 8), str(lsn)]),
+                   "schema": "public", "table": table, "txId": tx_id,
+                   "lsn": lsn, "xmin": None},
+        "transaction": None, "op": op, "ts_ms": ts_ms,
+        "ts_us": ts_ms * 1000, "ts_ns": ts_ms * 1000000}
+
+
+def message(table, op, row_or_id, lsn, tx_id=None, schemas=False,
+            before=None, snapshot=None):
+    """(topic, key, value) of one change of a legacy row."""
+    cols = {"User": USER_COLS, "Patient": PATIENT_COLS,
+            "Appointment": APPT_COLS}[table]
+    if op == "d":
+        key_id = row_or_id if isinstance(row_or_id, int) else row_or_id["id"]
+        after, before = None, before or {"id": key_id}
+    else:
+        after = row_or_id
+        key_id = after["id"]
+    if snapshot is None:
+        snapshot = "true" if op == "r" else "false"
+    env = envelope(table, op, before, after, lsn,
+                   tx_id if tx_id is not None else 1000 + lsn // 100,
+                   snapshot)
+    key = {"id": key_id}
+    if schemas:
+        env = {"schema": _envelope_schema(table, cols), "payload": env}
+        key = {"schema": {"type": "struct", "optional": False,
+                          "name": f"{PREFIX}.public.{table}.Key",
+                          "fields": [{"type": "int32", "optional": False,
+                                      "field": "id"}]},
+               "payload": key}
+    return (f"{PREFIX}.public.{table}", json.dumps(key), json.dumps(env))
+
+
+def tombstone(table, key_id):
+    return (f"{PREFIX}.public.{table}", json.dumps({"id": key_id}), None)
+
+
+def user(uid, clinic=1, email="doc@example.org", role="DOCTOR", active=True,
+         first="Ivan", last="Petrov", spec="therapist", lic=None,
+         phone=None, updated="2025-01-10T10:00:00Z"):
+    return {"id": uid, "clinicId": clinic, "email": email, "phone": phone,
+            "firstName": first, "lastName": last, "role": role,
+            "specialization": spec, "licenseNumber": lic,
+            "isActive": active, "createdAt": "2024-01-01T09:00:00Z",
+            "updatedAt": updated}
+
+
+def publish(bootstrap, messages, partitioner="murmur2_random"):
+    """Publishes (topic, key, value) messages, keyed like Debezium does
+    (Java's murmur2 on the key bytes), and waits for every delivery."""
+    p = Producer({"bootstrap.servers": bootstrap,
+                  "partitioner": partitioner, "linger.ms": 5,
+                  "message.timeout.ms": 60000, "acks": "all",
+                  "enable.idempotence": True})
+    errors = []
+
+    def on_delivery(err, msg):
+        if err:
+            errors.append(err)
+
+    for i, (topic, key, value) in enumerate(messages):
+        while True:
+            try:
+                p.produce(topic, key=key, value=value,
+                          on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.1)
+        if i % 1000 == 0:
+            p.poll(0)
+    left = p.flush(60)
+    if left or errors:
+        raise RuntimeError(f"publish: {left} undelivered, errors {errors[:3]}")
+
+
+# ---- convergence helpers ------------------------------------------------
+
+def drained(pg, kafka, group="clinicmig", topics=None):
+    """True when the offsets stored in the database reach the end of every
+    partition of the source topics."""
+    stored = {(t, p): o for t, p, o in pg.query(
+        "SELECT topic, partition, next_offset FROM clinicmig.consumer_offset"
+        " WHERE group_id = %s", (group,))}
+    for topic in topics or SOURCE_TOPICS:
+        for part, (_, high) in kafka.watermarks(topic).items():
+            if high > 0 and stored.get((topic, part), 0) < high:
+                return False
+    return True
+
+
+def wait_schema(pg, timeout=60):
+    wait_until("the worker's migrations", lambda: pg.query(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'clinicmig'"
+        " AND tablename = 'schema_version'")[0][0] == 1 and pg.query(
+        "SELECT max(version) FROM clinicmig.schema_version")[0][0] is not None,
+        timeout)
+
+
+def stats(pg, entity=None):
+    """Totals of the partition counters: {counter: n}."""
+    where = "WHERE entity = %s" if entity else ""
+    row = pg.query(
+        "SELECT coalesce(sum(consumed),0), coalesce(sum(applied),0),"
+        " coalesce(sum(stale),0), coalesce(sum(skipped),0),"
+        f" coalesce(sum(dead_lettered),0) FROM clinicmig.partition_stats {where}",
+        (entity,) if entity else None)[0]
+    return dict(zip(["consumed", "applied", "stale", "skipped",
+                     "dead_lettered"], (int(x) for x in row)))
+
+
+def no_drops(kafka, topics=None):
+    """Checks that the local cluster dropped no message of the topics."""
+    for t in topics or SOURCE_TOPICS:
+        check(f"no message of {t} dropped by the local cluster",
+              kafka.dropped(t), 0)
+
+
+class Env:
+    """PostgreSQL + local Kafka cluster + workers, torn down on exit."""
+
+    def __init__(self, topics=None, brokers=3):
+        self.pg = PgServer()
+        try:
+            self.kafka = LocalKafka(KAFKA_TOOL, topics or TOPICS,
+                                    brokers=brokers, stderr=subprocess.DEVNULL)
+        except Exception:
+            self.pg.destroy()
+            raise
+        self.workers = []
+
+    def worker(self, name=None, extra=None):
+        w = Worker(self.pg, self.kafka, name or f"w{len(self.workers) + 1}",
+                   extra)
+        self.workers.append(w)
+        return w
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        for w in self.workers:
+            if w.alive():
+                w.stop()
+        if typ is not None or _failures:
+            for w in self.workers:
+                print(f"# --- log of {w.name} ---")
+                for line in w.output().splitlines()[-40:]:
+                    print("# " + line)
+        self.kafka.stop()
+        self.pg.destroy()
+        return False
+
+
+# ---- random histories and a reference run -------------------------------
+
+def doctor_history(seed, n_users=300, n_changes=1500, emails=60,
+                   schemas_share=0.02):
+    """A random history of the User table as (topic, key, value) messages
+    with increasing LSNs: creates, updates that move users between email
+    groups, role changes both ways, deactivations, deletes with tombstones
+    and re-creations."""
+    import random
+    rnd = random.Random(seed)
+    lsn = 1000
+    rows = {}
+    out = []
+    roles = ["DOCTOR", "DOCTOR", "DOCTOR", "ADMIN", "RECEPTIONIST"]
+
+    def email():
+        e = f"doc{rnd.randrange(emails)}@clinic.example"
+        return rnd.choice([e, e.upper(), f"  {e} ", "broken-address"])
+
+    def make(uid):
+        return user(uid, clinic=1 + uid % 4, email=email(),
+                    role=rnd.choice(roles), active=rnd.random() < 0.9,
+                    last=f"L{rnd.randrange(1000)}",
+                    updated=f"2025-0{1 + rnd.randrange(9)}-1"
+                            f"{rnd.randrange(10)}T10:00:00Z")
+
+    for _ in range(n_changes):
+        lsn += rnd.randrange(1, 50)
+        uid = rnd.randrange(1, n_users + 1)
+        schemas = rnd.random() < schemas_share
+        if uid not in rows:
+            rows[uid] = make(uid)
+            out.append(message("User", "c", rows[uid], lsn, schemas=schemas))
+        elif rnd.random() < 0.1:
+            del rows[uid]
+            out.append(message("User", "d", uid, lsn, schemas=schemas))
+            out.append(tombstone("User", uid))
+        else:
+            row = make(uid)
+            rows[uid] = row
+            out.append(message("User", "u", row, lsn, schemas=schemas))
+    return out
+
+
+DOCTOR_TABLES = {
+    "global_doctor": "id, email, first_name, last_name, specialization,"
+                     " license_number",
+    "clinic_doctor": "id, global_doctor_id, clinic_id, is_active",
+}
+
+
+def domain_rows(pg, schema, tables=None):
+    """{table: rows} of the columns f defines, ordered by id."""
+    return {t: pg.query(f"SELECT {cols} FROM {schema}.{t} ORDER BY id")
+            for t, cols in (tables or DOCTOR_TABLES).items()}
+
+
+def reference_run(env, timeout=180):
+    """Runs one extra worker in its own group and schemas (ref_v2,
+    ref_book) over the same topics, uninterrupted, and returns its
+    domain rows: the state an undisturbed run reaches."""
+    w = Worker(env.pg, env.kafka, "reference",
+               ["--group-id", "reference", "--schema-domain", "ref_v2",
+                "--schema-bookkeeping", "ref_book"])
+    env.workers.append(w)
+
+    def ref_drained():
+        stored = {(t, p): o for t, p, o in env.pg.query(
+            "SELECT topic, partition, next_offset FROM ref_book."
+            "consumer_offset WHERE group_id = 'reference'")}
+        return all(stored.get((t, p), 0) >= high
+                   for t in SOURCE_TOPICS
+                   for p, (_, high) in env.kafka.watermarks(t).items()
+                   if high > 0)
+    wait_until("the reference run drains", ref_drained, timeout)
+    w.stop()
+    return domain_rows(env.pg, "ref_v2")
