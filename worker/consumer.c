@@ -323,8 +323,8 @@ static int apply_tables(cm_worker_t *w, cm_batch_t *b, char *errstr,
     r = cm_mirror_apply(w->mirror, w->db, apply_order[i], b, &touched[i],
                         errstr, errstr_size);
   if (!r)
-    r = cm_derive_doctors(w->derive, w->db, &touched[0], errstr,
-                          errstr_size);
+    r = cm_derive_batch(w->derive, w->db, &touched[0], &touched[1],
+                        &touched[2], errstr, errstr_size);
   for (i = 0; i < N_APPLY; i++)
     cm_touched_clear(&touched[i]);
   return r;
@@ -808,7 +808,7 @@ cm_worker_t *cm_worker_new(const cm_config_t *conf,
   if (cm_db_migrate(w->db, errstr, errstr_size) != 0)
     goto fail;
   w->mirror = cm_mirror_new(w->db, conf->phone_region);
-  w->derive = cm_derive_new(w->db);
+  w->derive = cm_derive_new(w->db, conf->patients_match);
   if (!w->mirror || !w->derive) {
     snprintf(errstr, errstr_size, "out of memory");
     goto fail;

@@ -1,40 +1,55 @@
 /*
- * derive.c — the new schema, derived from the mirror.
+ * derive.c — the new schema, derived from the mirror: locks, doctors,
+ * appointments, and the order of it all (patients: derive_patient.c).
  *
  * NOTES
  * Each entity's derivation is set-based: one statement computes the
- * wanted rows of every group the batch touched and upserts them, a second
+ * wanted rows of every group the batch touched and upserts them, another
  * removes what no longer has a source. Writes are skipped where nothing
  * changes (IS DISTINCT FROM), so replays and duplicates cost reads only.
  *
- * Doctors (DESIGN §2.3): a clinic_doctor for every live user whose role is
- * DOCTOR; users with one normalized email share a global_doctor whose id
- * is the group's smallest user id; a user without a usable email is a
+ * Doctors (DESIGN §2.3): a clinic_doctor for every live user whose role
+ * is DOCTOR or whom a live appointment names; is_active is role DOCTOR and
+ * isActive. Users with one normalized email share a global_doctor whose
+ * id is the group's smallest user id; a user without a usable email is a
  * group of its own. Profile fields come from the most recently updated
  * member (updatedAt, then the higher id).
+ *
+ * Appointments: one row per live legacy appointment; its doctor and
+ * patient links are the legacy ids while those rows live, else NULL
+ * (unresolved). A link is resolved by whichever transaction lands the
+ * second of the two sides: appointment derivation re-reads the
+ * appointments that name a touched user or patient.
  */
 #include "clinicmig/cm_derive.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clinicmig/cm_err.h"
 
 struct cm_derive_s {
-  char *lock;
+  cm_match_t match;
+  char *user_emails;
   char *doctors;
   char *doctors_gc;
+  char *appointments;
+  cm_patient_sql_t patient;
 };
 
-static const char lock_sql[] =
-    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-    "FROM unnest($1::text[]) AS k";
+static const char user_emails_sql[] =
+    "SELECT DISTINCT email_norm FROM @cm@.mirror_user"
+    " WHERE id = ANY($1::bigint[]) AND email_norm IS NOT NULL";
 
 static const char doctors_sql[] =
     "WITH elig AS ("
     "  SELECT u.* FROM @cm@.mirror_user u"
-    "  WHERE NOT u.deleted AND u.role = 'DOCTOR'"
+    "  WHERE NOT u.deleted"
     "    AND (u.id = ANY($1::bigint[]) OR u.email_norm = ANY($2::text[]))"
+    "    AND (u.role = 'DOCTOR' OR EXISTS (SELECT 1"
+    "         FROM @cm@.mirror_appointment a"
+    "         WHERE a.doctor_id = u.id AND NOT a.deleted))"
     "), grp AS ("
     "  SELECT e.*, CASE WHEN e.email_norm IS NULL THEN e.id"
     "    ELSE min(e.id) OVER (PARTITION BY e.email_norm) END AS gid"
@@ -84,15 +99,54 @@ static const char doctors_gc_sql[] =
     "   AND NOT EXISTS (SELECT 1 FROM @v2@.clinic_doctor c"
     "                   WHERE c.global_doctor_id = g.id)";
 
-cm_derive_t *cm_derive_new(cm_db_t *db) {
+/* $1 touched appointments, $2 touched users, $3 touched patients */
+static const char appointments_sql[] =
+    "WITH src AS ("
+    "  SELECT m.id, m.clinic_id,"
+    "    CASE WHEN u.id IS NOT NULL THEN m.doctor_id END AS cd,"
+    "    CASE WHEN p.id IS NOT NULL THEN m.patient_id END AS cp,"
+    "    m.starts_at, m.ends_at, m.status, m.reason"
+    "  FROM @cm@.mirror_appointment m"
+    "  LEFT JOIN @cm@.mirror_user u ON u.id = m.doctor_id AND NOT u.deleted"
+    "  LEFT JOIN @cm@.mirror_patient p"
+    "    ON p.id = m.patient_id AND NOT p.deleted"
+    "  WHERE NOT m.deleted AND (m.id = ANY($1::bigint[])"
+    "    OR m.doctor_id = ANY($2::bigint[])"
+    "    OR m.patient_id = ANY($3::bigint[]))"
+    "), up AS ("
+    "  INSERT INTO @v2@.appointment AS a (id, clinic_id, clinic_doctor_id,"
+    "    clinic_patient_id, starts_at, ends_at, status, reason)"
+    "  SELECT id, clinic_id, cd, cp, starts_at, ends_at, status, reason"
+    "  FROM src"
+    "  ON CONFLICT (id) DO UPDATE SET (clinic_id, clinic_doctor_id,"
+    "    clinic_patient_id, starts_at, ends_at, status, reason, updated_at)"
+    "    = (EXCLUDED.clinic_id, EXCLUDED.clinic_doctor_id,"
+    "    EXCLUDED.clinic_patient_id, EXCLUDED.starts_at, EXCLUDED.ends_at,"
+    "    EXCLUDED.status, EXCLUDED.reason, now())"
+    "  WHERE (a.clinic_id, a.clinic_doctor_id, a.clinic_patient_id,"
+    "    a.starts_at, a.ends_at, a.status, a.reason) IS DISTINCT FROM"
+    "    (EXCLUDED.clinic_id, EXCLUDED.clinic_doctor_id,"
+    "    EXCLUDED.clinic_patient_id, EXCLUDED.starts_at, EXCLUDED.ends_at,"
+    "    EXCLUDED.status, EXCLUDED.reason)"
+    "  RETURNING 1"
+    "), del AS ("
+    "  DELETE FROM @v2@.appointment a WHERE a.id = ANY($1::bigint[])"
+    "    AND NOT EXISTS (SELECT 1 FROM src WHERE src.id = a.id)"
+    "  RETURNING 1"
+    ") SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM del)";
+
+cm_derive_t *cm_derive_new(cm_db_t *db, cm_match_t match) {
   cm_derive_t *d = calloc(1, sizeof(*d));
 
   if (!d)
     return NULL;
-  d->lock = strdup(lock_sql);
+  d->match = match;
+  d->user_emails = cm_db_expand(db, user_emails_sql);
   d->doctors = cm_db_expand(db, doctors_sql);
   d->doctors_gc = cm_db_expand(db, doctors_gc_sql);
-  if (!d->lock || !d->doctors || !d->doctors_gc) {
+  d->appointments = cm_db_expand(db, appointments_sql);
+  if (!d->user_emails || !d->doctors || !d->doctors_gc ||
+      !d->appointments || cm_patient_sql_init(db, &d->patient) != 0) {
     cm_derive_destroy(d);
     return NULL;
   }
@@ -102,76 +156,206 @@ cm_derive_t *cm_derive_new(cm_db_t *db) {
 void cm_derive_destroy(cm_derive_t *d) {
   if (!d)
     return;
-  free(d->lock);
+  free(d->user_emails);
   free(d->doctors);
   free(d->doctors_gc);
+  free(d->appointments);
+  cm_patient_sql_free(&d->patient);
   free(d);
 }
 
-/* Lock names: "doctor:<email>" for every email key, sorted (the keys come
- * sorted from the mirror step, and the prefix keeps the order). */
-static char *lock_names(const cm_touched_t *t, const char *entity) {
-  char **names = calloc((size_t)t->n_keys + 1, sizeof(*names));
-  char *arr;
-  size_t len;
-  int i, n = 0;
+const cm_patient_sql_t *cm_derive_patient_sql(const cm_derive_t *d,
+                                              cm_match_t *match) {
+  *match = d->match;
+  return &d->patient;
+}
 
-  if (!names)
-    return NULL;
-  for (i = 0; i < t->n_keys; i++) {
-    len = strlen(entity) + strlen(t->keys[i]) + 2;
-    names[n] = malloc(len);
-    if (!names[n])
-      break;
-    snprintf(names[n++], len, "%s:%s", entity, t->keys[i]);
+int cm_derive_lock(cm_db_t *db, cm_strset_t *want, cm_strset_t *held,
+                   int *added, char *errstr, size_t errstr_size) {
+  static const char sql[] =
+      "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+      " FROM unnest($1::text[]) AS k";
+  char **fresh, *arr;
+  const char *params[1];
+  int i, n = 0, r;
+
+  *added = 0;
+  cm_strset_sort(want);
+  cm_strset_sort(held);
+  fresh = malloc(sizeof(*fresh) * (size_t)(want->n ? want->n : 1));
+  if (!fresh)
+    return CM_ERR_NOMEM;
+  for (i = 0; i < want->n; i++)
+    if (!cm_strset_has(held, want->v[i]))
+      fresh[n++] = want->v[i];
+  arr = n ? cm_db_text_array(fresh, n, 0) : NULL;
+  r = n && !arr ? CM_ERR_NOMEM : 0;
+  if (!r && n) {
+    params[0] = arr;
+    r = cm_db_exec(db, sql, 1, params, NULL, errstr, errstr_size);
   }
-  arr = i == t->n_keys ? cm_db_text_array(names, n, 0) : NULL;
-  while (n > 0)
-    free(names[--n]);
-  free(names);
-  return arr;
+  for (i = 0; !r && i < n; i++)
+    if (cm_strset_add(held, "", fresh[i]) != 0)
+      r = CM_ERR_NOMEM;
+  if (!r)
+    *added = n;
+  free(arr);
+  free(fresh);
+  return r;
 }
 
-/* Email keys of the touched users, without their "e:" prefix. */
-static char *email_array(const cm_touched_t *t) {
-  char **v = malloc(sizeof(*v) * (size_t)(t->n_keys + 1));
-  char *arr;
-  int i, n = 0;
+/* ---- doctors ------------------------------------------------------------ */
 
-  if (!v)
-    return NULL;
-  for (i = 0; i < t->n_keys; i++)
-    if (strncmp(t->keys[i], "e:", 2) == 0)
-      v[n++] = t->keys[i];
-  arr = cm_db_text_array(v, n, 2);
-  free(v);
-  return arr;
+/* Adds the current email keys of the users @p ids to @p emails. */
+static int read_user_emails(cm_derive_t *d, cm_db_t *db, const char *ids,
+                            cm_strset_t *emails, char *errstr,
+                            size_t errstr_size) {
+  const char *params[1] = {ids};
+  PGresult *res;
+  int i, r;
+
+  r = cm_db_exec(db, d->user_emails, 1, params, &res, errstr, errstr_size);
+  for (i = 0; !r && i < PQntuples(res); i++)
+    if (cm_strset_add(emails, "", PQgetvalue(res, i, 0)) != 0)
+      r = CM_ERR_NOMEM;
+  PQclear(res);
+  return r;
 }
 
-int cm_derive_doctors(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
-                      char *errstr, size_t errstr_size) {
-  char *locks, *ids, *emails;
+static int doctor_names(const cm_idset_t *users, const cm_strset_t *emails,
+                        cm_strset_t *names) {
+  char buf[32];
+  int i;
+
+  for (i = 0; i < users->n; i++) {
+    snprintf(buf, sizeof(buf), "%lld", (long long)users->v[i]);
+    if (cm_strset_add(names, "du:", buf) != 0)
+      return CM_ERR_NOMEM;
+  }
+  for (i = 0; i < emails->n; i++)
+    if (cm_strset_add(names, "de:", emails->v[i]) != 0)
+      return CM_ERR_NOMEM;
+  return 0;
+}
+
+/* Locks the users and their email groups, re-reading the users' emails
+ * after each round until no new group turns up. */
+static int lock_doctors(cm_derive_t *d, cm_db_t *db, const cm_idset_t *users,
+                        const char *ids, cm_strset_t *emails,
+                        cm_strset_t *held, char *errstr,
+                        size_t errstr_size) {
+  cm_strset_t names = {0};
+  int r, added = 1;
+
+  while (added) {
+    r = doctor_names(users, emails, &names);
+    if (!r)
+      r = cm_derive_lock(db, &names, held, &added, errstr, errstr_size);
+    cm_strset_clear(&names);
+    if (!r && added)
+      r = read_user_emails(d, db, ids, emails, errstr, errstr_size);
+    if (r)
+      return r;
+    cm_strset_sort(emails);
+  }
+  return 0;
+}
+
+static int derive_doctors(cm_derive_t *d, cm_db_t *db, cm_idset_t *users,
+                          cm_strset_t *emails, cm_strset_t *held,
+                          char *errstr, size_t errstr_size) {
   const char *params[2];
+  char *ids, *arr = NULL;
+  int r;
+
+  cm_idset_sort(users);
+  cm_strset_sort(emails);
+  if (users->n == 0)
+    return 0;
+  ids = cm_db_int_array(users->v, users->n);
+  if (!ids)
+    return CM_ERR_NOMEM;
+  r = lock_doctors(d, db, users, ids, emails, held, errstr, errstr_size);
+  if (!r) {
+    arr = cm_db_text_array(emails->v, emails->n, 0);
+    r = arr ? 0 : CM_ERR_NOMEM;
+  }
+  params[0] = ids;
+  params[1] = arr;
+  if (!r)
+    r = cm_db_exec(db, d->doctors, 2, params, NULL, errstr, errstr_size);
+  if (!r)
+    r = cm_db_exec(db, d->doctors_gc, 2, params, NULL, errstr, errstr_size);
+  free(ids);
+  free(arr);
+  return r;
+}
+
+/* ---- appointments ------------------------------------------------------- */
+
+static int derive_appointments(cm_derive_t *d, cm_db_t *db,
+                               const cm_touched_t *users,
+                               const cm_touched_t *patients,
+                               const cm_touched_t *appts, char *errstr,
+                               size_t errstr_size) {
+  char *a, *u, *p;
+  const char *params[3];
   int r = CM_ERR_NOMEM;
 
-  if (users->n_ids == 0)
+  if (appts->n_ids == 0 && users->n_ids == 0 && patients->n_ids == 0)
     return 0;
-  locks = lock_names(users, "doctor");
-  ids = cm_db_int_array(users->ids, users->n_ids);
-  emails = email_array(users);
-  if (locks && ids && emails) {
-    params[0] = locks;
-    r = cm_db_exec(db, d->lock, 1, params, NULL, errstr, errstr_size);
-    params[0] = ids;
-    params[1] = emails;
-    if (!r)
-      r = cm_db_exec(db, d->doctors, 2, params, NULL, errstr, errstr_size);
-    if (!r)
-      r = cm_db_exec(db, d->doctors_gc, 2, params, NULL, errstr,
-                     errstr_size);
+  a = cm_db_int_array(appts->ids, appts->n_ids);
+  u = cm_db_int_array(users->ids, users->n_ids);
+  p = cm_db_int_array(patients->ids, patients->n_ids);
+  if (a && u && p) {
+    params[0] = a;
+    params[1] = u;
+    params[2] = p;
+    r = cm_db_exec(db, d->appointments, 3, params, NULL, errstr,
+                   errstr_size);
   }
-  free(locks);
-  free(ids);
-  free(emails);
+  free(a);
+  free(u);
+  free(p);
+  return r;
+}
+
+/* ---- the whole batch -------------------------------------------------- */
+
+/* The email keys ("e:...") of the touched users, without the prefix. */
+static int user_emails(const cm_touched_t *users, cm_strset_t *emails) {
+  int i;
+
+  for (i = 0; i < users->n_keys; i++)
+    if (strncmp(users->keys[i], "e:", 2) == 0 &&
+        cm_strset_add(emails, "", users->keys[i] + 2) != 0)
+      return CM_ERR_NOMEM;
+  return 0;
+}
+
+int cm_derive_batch(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
+                    const cm_touched_t *patients, const cm_touched_t *appts,
+                    char *errstr, size_t errstr_size) {
+  cm_idset_t doctors = {0}, prefs = {0};
+  cm_strset_t emails = {0}, held = {0};
+  int r = CM_ERR_NOMEM;
+
+  if (cm_idset_add_all(&doctors, users->ids, users->n_ids) == 0 &&
+      cm_idset_add_all(&doctors, appts->doctors, appts->n_doctors) == 0 &&
+      cm_idset_add_all(&prefs, appts->patients, appts->n_patients) == 0 &&
+      user_emails(users, &emails) == 0)
+    r = 0;
+  if (!r)
+    r = derive_doctors(d, db, &doctors, &emails, &held, errstr, errstr_size);
+  if (!r)
+    r = cm_derive_patients(d, db, patients, &prefs, &held, errstr,
+                           errstr_size);
+  if (!r)
+    r = derive_appointments(d, db, users, patients, appts, errstr,
+                            errstr_size);
+  cm_idset_clear(&doctors);
+  cm_idset_clear(&prefs);
+  cm_strset_clear(&emails);
+  cm_strset_clear(&held);
   return r;
 }

@@ -5,29 +5,83 @@
  *
  * NOTES
  * Derivation reads only the mirror, never the events, so the result is a
- * function of the mirror's rows whatever order they arrived in. Groups
- * span partitions, so before it reads a group the derive step takes a
- * transaction-scoped advisory lock on each of the group's keys, in one
- * fixed order: of two workers changing one group, the one that commits
- * last derives it from everything the other committed.
+ * function of the mirror's rows whatever order they arrived in.
+ *
+ * Groups span partitions, so two workers may derive the same group at
+ * once. Every derivation first takes transaction-scoped advisory locks on
+ * the names of everything it will read: "du:<user id>" and "de:<email>"
+ * for doctors, "pu:<patient id>" and "pk:<phone or email key>" for
+ * patients. A transaction that changes a mirror row locks the names of
+ * that row's keys before and after the change, so while a derivation
+ * holds its names, nothing it reads can be committed by anyone else. It
+ * re-reads after each round of locking and locks what it newly finds
+ * until a round finds nothing new; of two workers changing one group, the
+ * one that commits last derives it from everything the other committed.
+ * Names are locked in sorted order within a round, doctors before
+ * patients; a deadlock across rounds is detected by PostgreSQL and the
+ * batch runs again.
  */
 #ifndef CM_DERIVE_H
 #define CM_DERIVE_H
 
+#include "clinicmig/cm_config.h"
 #include "clinicmig/cm_db.h"
 #include "clinicmig/cm_mirror.h"
+#include "clinicmig/cm_set.h"
 
 typedef struct cm_derive_s cm_derive_t;
 
-cm_derive_t *cm_derive_new(cm_db_t *db);
+/** @param match  the patient linking rule (patients.match). */
+cm_derive_t *cm_derive_new(cm_db_t *db, cm_match_t match);
 void cm_derive_destroy(cm_derive_t *d);
 
 /**
- * @brief Re-derives global_doctor and clinic_doctor for the users in
- *        @p users (touched ids and their email keys before and after),
- *        inside the caller's transaction.
+ * @brief Re-derives, inside the caller's transaction, every row of the new
+ *        schema that depends on what the mirror step changed: the doctor
+ *        groups of the touched users and of the doctors the touched
+ *        appointments name, the patient components of the touched
+ *        patients, and the touched appointments together with every
+ *        appointment that names a touched user or patient.
+ * @param touched  the mirror step's results, indexed User, Patient,
+ *                 Appointment.
  */
-int cm_derive_doctors(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
-                      char *errstr, size_t errstr_size);
+int cm_derive_batch(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
+                    const cm_touched_t *patients, const cm_touched_t *appts,
+                    char *errstr, size_t errstr_size);
+
+/* ---- shared by the derive files --------------------------------------- */
+
+/**
+ * @brief Takes the advisory locks of the names in @p want not in @p held
+ *        (sorted, one statement) and adds them to @p held.
+ * @param added  set to the number of names newly locked.
+ */
+int cm_derive_lock(cm_db_t *db, cm_strset_t *want, cm_strset_t *held,
+                   int *added, char *errstr, size_t errstr_size);
+
+/**
+ * @brief The patient components of @p pt (derive_patient.c).
+ * @param refs  patient ids that touched appointments name: only locked.
+ */
+int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
+                       const cm_idset_t *refs, cm_strset_t *held,
+                       char *errstr, size_t errstr_size);
+
+/** The statements of derive_patient.c, prepared by cm_derive_new(). */
+typedef struct cm_patient_sql_s {
+  char *closure;
+  char *old_gids;
+  char *write;
+  char *alias_redirect;
+  char *alias_upsert;
+  char *alias_gc;
+} cm_patient_sql_t;
+
+int cm_patient_sql_init(cm_db_t *db, cm_patient_sql_t *sql);
+void cm_patient_sql_free(cm_patient_sql_t *sql);
+
+/** @returns the patient statements and the linking rule of @p d. */
+const cm_patient_sql_t *cm_derive_patient_sql(const cm_derive_t *d,
+                                              cm_match_t *match);
 
 #endif

@@ -15,11 +15,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from cmtest import (Env, check, check_true, done, drained, envelope,  # noqa
+                    key_json,
                     message, no_drops, publish, stats, user, wait_until)
 from confluent_kafka import Consumer  # noqa: E402
 
 T = "legacy.public.User"
-KEY = json.dumps({"id": 7})
+KEY = key_json("User", 7)
 
 
 def bad(env_change):
@@ -95,7 +96,7 @@ with Env() as env:
                    h.get("__connect.errors.offset", "").isdigit())
         check_true("header carries the time", "clinicmig.error.time" in h)
         check_true("original key kept", m.key() in (KEY.encode(),
-                   json.dumps({"id": 8}).encode()))
+                   key_json("User", 8).encode()))
     check_true("reason: malformed JSON",
                any("malformed JSON" in r for r in reasons), reasons)
     check_true("reason: unknown table",

@@ -351,19 +351,29 @@ def message(table, op, row_or_id, lsn, tx_id=None, schemas=False,
     env = envelope(table, op, before, after, lsn,
                    tx_id if tx_id is not None else 1000 + lsn // 100,
                    snapshot)
-    key = {"id": key_id}
     if schemas:
         env = {"schema": _envelope_schema(table, cols), "payload": env}
+    return (f"{PREFIX}.public.{table}", key_json(table, key_id),
+            json.dumps(env))
+
+
+def key_json(table, key_id):
+    """The message key. Its form (with or without the schema wrapper)
+    depends on the id alone: Kafka partitions by the key's bytes, and a
+    connector writes every key of a row the same way, so all changes of
+    one row stay in one partition, in order, as they do in production."""
+    key = {"id": key_id}
+    if key_id % 2:
         key = {"schema": {"type": "struct", "optional": False,
                           "name": f"{PREFIX}.public.{table}.Key",
                           "fields": [{"type": "int32", "optional": False,
                                       "field": "id"}]},
                "payload": key}
-    return (f"{PREFIX}.public.{table}", json.dumps(key), json.dumps(env))
+    return json.dumps(key)
 
 
 def tombstone(table, key_id):
-    return (f"{PREFIX}.public.{table}", json.dumps({"id": key_id}), None)
+    return (f"{PREFIX}.public.{table}", key_json(table, key_id), None)
 
 
 def user(uid, clinic=1, email="doc@example.org", role="DOCTOR", active=True,
@@ -559,3 +569,37 @@ def reference_run(env, timeout=180):
     wait_until("the reference run drains", ref_drained, timeout)
     w.stop()
     return domain_rows(env.pg, "ref_v2")
+
+
+def patient(pid, clinic=1, phone=None, email=None, birth=None, first="Anna",
+            last="Ivanova", middle=None, gender="F",
+            updated="2025-01-01T10:00:00Z"):
+    """A legacy Patient row image; birth as 'YYYY-MM-DD' (sent as days)."""
+    import datetime
+    days = None
+    if birth:
+        days = (datetime.date.fromisoformat(birth) -
+                datetime.date(1970, 1, 1)).days
+    return {"id": pid, "clinicId": clinic, "firstName": first,
+            "lastName": last, "middleName": middle, "birthDate": days,
+            "gender": gender, "phone": phone, "email": email,
+            "createdAt": "2024-06-01T09:00:00Z", "updatedAt": updated}
+
+
+def appointment(aid, doctor, pat, clinic=1, status="SCHEDULED",
+                reason=None, starts="2025-03-01T09:00:00Z",
+                ends="2025-03-01T09:30:00Z"):
+    return {"id": aid, "clinicId": clinic, "doctorId": doctor,
+            "patientId": pat, "startsAt": starts, "endsAt": ends,
+            "status": status, "reason": reason,
+            "createdAt": "2025-01-01T00:00:00Z",
+            "updatedAt": "2025-01-01T00:00:00Z"}
+
+
+ALL_TABLES = dict(DOCTOR_TABLES, **{
+    "global_patient": "id, first_name, last_name, middle_name,"
+                      " birth_date::text, gender, member_count",
+    "clinic_patient": "id, global_patient_id, clinic_id, phone, email",
+    "appointment": "id, clinic_id, clinic_doctor_id, clinic_patient_id,"
+                   " starts_at, ends_at, status, reason",
+})
