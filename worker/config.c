@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "clinicmig/cm_err.h"
 #include "clinicmig/cm_log.h"
 #include "clinicmig/cm_normalize.h"
@@ -374,8 +376,28 @@ static const char *kafka_get(const cm_config_t *conf, const char *key) {
   return NULL;
 }
 
+/* librdkafka's own check of the kafka.* properties, so that a bad one is
+ * a configuration error like any other. */
+static int kafka_validate(const cm_config_t *conf, char *errstr,
+                          size_t errstr_size) {
+  rd_kafka_conf_t *kc = rd_kafka_conf_new();
+  char why[256];
+  int i, r = 0;
+
+  for (i = 0; !r && i < conf->kafka_cnt; i++)
+    if (rd_kafka_conf_set(kc, conf->kafka[i].key, conf->kafka[i].value, why,
+                          sizeof(why)) != RD_KAFKA_CONF_OK) {
+      snprintf(errstr, errstr_size, "kafka.%s: %s", conf->kafka[i].key, why);
+      r = CM_ERR_CONFIG;
+    }
+  rd_kafka_conf_destroy(kc);
+  return r;
+}
+
 int cm_config_validate(const cm_config_t *conf, char *errstr,
                        size_t errstr_size) {
+  if (kafka_validate(conf, errstr, errstr_size) != 0)
+    return CM_ERR_CONFIG;
   if (!conf->db_conninfo || !*conf->db_conninfo) {
     snprintf(errstr, errstr_size,
              "db.conninfo: not set (--db-conninfo, CLINICMIG_DB_CONNINFO "

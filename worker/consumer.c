@@ -550,6 +550,12 @@ static int start_offset(cm_worker_t *w, const char *topic, int32_t part,
   }
   if (stored < 0)
     stored = 0; /* never read: everything since offset 0 is expected */
+  if (stored > high)
+    cm_error("stored offset %" PRId64 " of %s [%" PRId32 "] is past the "
+             "end of the partition (%" PRId64 "): was the topic recreated? "
+             "events below the stored offset will not be read; reset the "
+             "group's offsets in consumer_offset and backfill",
+             stored, topic, part, high);
   if (stored < low) {
     r = record_gap(w, topic, part, stored, low);
     if (r)
