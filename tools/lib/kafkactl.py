@@ -15,7 +15,7 @@ dropped(topic) and expect 0.
         assert kafka.dropped("events") == 0
 
 Run this file by hand for a self-test (needs python3-confluent-kafka):
-    /usr/bin/python3 tests/lib/kafkactl.py BUILD/tools/kafka/clinicmig-kafka
+    /usr/bin/python3 tools/lib/kafkactl.py BUILD/tools/kafka/clinicmig-kafka
 """
 
 import os

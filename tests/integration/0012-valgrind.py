@@ -1,0 +1,51 @@
+#!/usr/bin/python3
+"""0012-valgrind: the worker under valgrind's memcheck.
+
+A worker runs under memcheck through a small history of every entity
+(creates, updates, deletes, a poison event, a placeholder), is stopped
+with SIGTERM, and must exit 0 with no memory error and no definite leak.
+Skipped (reported as such, not passed) in the sanitizer build, where
+valgrind cannot run the instrumented binary.
+"""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from cmtest import (Env, appointment, check, done, drained, message,  # noqa
+                    patient, publish, tombstone, user, wait_until)
+
+if os.environ.get("CM_SANITIZE") == "ON":
+    print("valgrind cannot run the sanitizer build: skipped")
+    sys.exit(77)
+
+with Env() as env:
+    log = os.path.join(env.pg.dir, "valgrind.log")
+    msgs = [message("User", "c", user(i, email=f"d{i % 3}@x.ru"), 100 + i)
+            for i in range(1, 30)]
+    msgs += [message("Patient", "c", patient(i, phone=f"8916000000{i % 4}",
+                                             email=f"p{i % 5}@x.ru"),
+                     200 + i) for i in range(1, 40)]
+    msgs += [message("Appointment", "c", appointment(i, i % 35, i % 45),
+                     400 + i) for i in range(1, 60)]
+    msgs += [message("User", "d", 3, 900), tombstone("User", 3),
+             message("Patient", "d", 4, 901), tombstone("Patient", 4),
+             ("legacy.public.User", '{"id": 5}', '{"op": "u", "after": {'),
+             message("Patient", "u", patient(7, phone="89160000003"), 950)]
+    publish(env.kafka.bootstrap, msgs)
+    vg = env.worker("vg", wrapper=[
+        "valgrind", "--tool=memcheck", "--leak-check=full",
+        "--errors-for-leak-kinds=definite", "--error-exitcode=99",
+        f"--log-file={log}"])
+    wait_until("drained under valgrind", lambda: drained(env.pg, env.kafka),
+               300)
+    status = vg.stop(timeout=120)
+    with open(log) as f:
+        text = f.read()
+    check("the worker under valgrind exits 0 after SIGTERM", status, 0)
+    check("no memory error", re.findall(r"ERROR SUMMARY: (\d+) errors",
+                                        text)[-1:], ["0"])
+    check("no definite leak",
+          re.findall(r"definitely lost: ([\d,]+) bytes", text)[-1:] or
+          ["0"], ["0"])
+done()

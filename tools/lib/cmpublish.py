@@ -1,0 +1,116 @@
+"""cmpublish.py -- publish Kafka messages given as kcat -J lines.
+
+NOTES
+Lines are in the form `kcat -C -J` prints them (topic, partition, key,
+payload, headers; key and payload as JSON text or as JSON objects).
+Messages go to the partition each line names (or by key, with Kafka's
+default partitioner, where it names none), in file order, so the order
+within every topic-partition is the file's. publish() waits until the
+broker has acknowledged every message; dropped() then tells whether the
+cluster still holds them all: the local development cluster silently drops
+the oldest messages of a partition past about 5 MiB, and a publish that
+lost data must not look like a success.
+"""
+
+import json
+import sys
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+
+class PublishError(Exception):
+    """Messages that could not be read or were not delivered."""
+
+
+def text(v):
+    """A kcat -J key/payload (string, object or null) as bytes or None."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v.encode()
+    return json.dumps(v, separators=(",", ":")).encode()
+
+
+def headers(h):
+    if not h:
+        return None
+    if isinstance(h, dict):
+        return [(k, text(v)) for k, v in h.items()]
+    return [(h[i], text(h[i + 1])) for i in range(0, len(h) - 1, 2)]
+
+
+def read_lines(paths):
+    for path in paths:
+        f = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                m = json.loads(line)
+                yield m["topic"], m.get("partition", -1), text(m.get("key")), \
+                    text(m.get("payload")), headers(m.get("headers"))
+            except (ValueError, KeyError, TypeError) as e:
+                raise PublishError(f"{path}:{n}: not a kcat -J line ({e})")
+        if f is not sys.stdin:
+            f.close()
+
+
+def with_duplicates(msgs, share, rnd):
+    """Redeliveries: a share of messages is sent again later in the same
+    partition (at-least-once delivery), keeping the original order."""
+    out = []
+    pending = []
+    for m in msgs:
+        out.append(m)
+        if rnd.random() < share:
+            pending.append(m)
+        if pending and rnd.random() < 0.3:
+            out.append(pending.pop(0))
+    return out + pending
+
+
+def publish(bootstrap, msgs):
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 10,
+                  "partitioner": "murmur2_random",
+                  "message.timeout.ms": 120000})
+    failed = []
+    counts = {}
+
+    def done(err, msg):
+        if err:
+            failed.append(err)
+
+    for topic, part, key, value, hdrs in msgs:
+        kw = {"key": key, "value": value, "on_delivery": done}
+        if part is not None and part >= 0:
+            kw["partition"] = part
+        if hdrs:
+            kw["headers"] = hdrs
+        while True:
+            try:
+                p.produce(topic, **kw)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+        counts[topic] = counts.get(topic, 0) + 1
+    left = p.flush(120)
+    if left or failed:
+        raise PublishError(f"{left} messages unsent, {len(failed)} failed "
+                           f"({failed[:1]})")
+    return counts
+
+
+def dropped(bootstrap, topics):
+    """Messages the cluster no longer has at the start of a partition."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "cm-publish"})
+    lost = 0
+    for t in topics:
+        md = c.list_topics(t, timeout=20).topics[t]
+        for part in md.partitions:
+            low, _ = c.get_watermark_offsets(TopicPartition(t, part),
+                                             timeout=20)
+            lost += low
+    c.close()
+    return lost
