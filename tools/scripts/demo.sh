@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# demo.sh — the whole migration on one machine, from a fresh Debian 12:
+# installs what is missing, builds, starts a private PostgreSQL (legacy
+# and target databases) and the local Kafka cluster, loads the seed-sized
+# legacy data set, publishes its Debezium snapshot (the backfill) and then
+# a stream of live changes while two workers apply them, waits until the
+# topics are drained, checks the result with the oracle and prints the
+# migration report. Everything it starts is stopped and removed at the
+# end (CM_DEMO_KEEP=1 keeps the database running and prints how to reach
+# it).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${CM_BUILD_DIR:-$root/build}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+say() { printf '\n== %s\n' "$*"; }
+
+"$root/tools/scripts/setup.sh"
+say "building"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "$jobs" >/dev/null
+
+work=$(mktemp -d /tmp/clinicmig-demo.XXXXXX)
+chmod 755 "$work"
+bin=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+[ -x "$bin/initdb" ] || bin=/usr/lib/postgresql/15/bin
+as_pg=()
+if [ "$(id -u)" -eq 0 ]; then
+  chown postgres: "$work"
+  as_pg=(runuser -u postgres --)
+fi
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+workers=()
+kafka_pid=
+
+cleanup() {
+  set +e
+  for w in "${workers[@]}"; do kill -TERM "$w" 2>/dev/null; done
+  for w in "${workers[@]}"; do wait "$w" 2>/dev/null; done
+  if [ -n "$kafka_pid" ]; then
+    echo quit >&"${KAFKA[1]}" 2>/dev/null
+    wait "$kafka_pid" 2>/dev/null
+  fi
+  if [ "${CM_DEMO_KEEP:-0}" = 1 ]; then
+    echo "PostgreSQL left running: psql 'host=127.0.0.1 port=$port user=postgres dbname=target'"
+    echo "stop it with: ${as_pg[*]} $bin/pg_ctl -D $work/pg stop; logs in $work"
+    return
+  fi
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+say "starting a private PostgreSQL on port $port"
+"${as_pg[@]}" "$bin/initdb" -D "$work/pg" -U postgres --auth=trust \
+  -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+cat >>"$work/pg/postgresql.conf" <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+fsync = off
+CONF
+"${as_pg[@]}" "$bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
+pg="host=127.0.0.1 port=$port user=postgres"
+psql -q "$pg dbname=postgres" -c "CREATE DATABASE legacy" \
+  -c "CREATE DATABASE target"
+legacy="$pg dbname=legacy"
+target="$pg dbname=target"
+
+say "starting the local Kafka cluster"
+coproc KAFKA {
+  exec "$build/tools/kafka/clinicmig-kafka" --brokers 3 \
+    --topic legacy.public.User:3 --topic legacy.public.Patient:3 \
+    --topic legacy.public.Appointment:3 --topic clinicmig.replay:2 \
+    --topic clinicmig.dlq:1 2>"$work/kafka.log"
+}
+kafka_pid=$KAFKA_PID
+read -r -t 30 bootstrap <&"${KAFKA[0]}"
+echo "bootstrap: $bootstrap"
+reply=
+kafka() { # one control command; its reply in $reply (no subshell: the
+  # coprocess's pipes exist only in this shell)
+  echo "$*" >&"${KAFKA[1]}"
+  read -r -t 30 reply <&"${KAFKA[0]}"
+  case $reply in
+    ok*) ;;
+    *) echo "demo: clinicmig-kafka: $* -> $reply" >&2; exit 1 ;;
+  esac
+}
+
+say "loading the legacy data set"
+"$root/tools/gen/clinicmig-gen" seed --db "$legacy"
+
+say "starting two workers"
+for n in 1 2; do
+  "$build/worker/clinicmig-worker" --db-conninfo "$target" \
+    --bootstrap-servers "$bootstrap" --worker-id "worker-$n" \
+    -X kafka.session.timeout.ms=6000 \
+    -X kafka.topic.metadata.refresh.interval.ms=1000 \
+    2>"$work/worker-$n.log" &
+  workers+=($!)
+done
+
+say "backfill: the connector's initial snapshot"
+"$root/tools/gen/clinicmig-gen" snapshot --db "$legacy" \
+  --out "$work/snapshot.jsonl"
+"$root/tools/publish/clinicmig-publish" -b "$bootstrap" "$work/snapshot.jsonl"
+
+say "live changes while the workers run"
+"$root/tools/gen/clinicmig-gen" history --db "$legacy" --seed 7 --steps 60 \
+  --updates-only --out "$work/live.jsonl"
+"$root/tools/publish/clinicmig-publish" -b "$bootstrap" "$work/live.jsonl"
+
+say "waiting until the workers have applied everything"
+topics=(legacy.public.User legacy.public.Patient legacy.public.Appointment)
+deadline=$((SECONDS + 180))
+while :; do
+  want=0
+  for t in "${topics[@]}"; do
+    kafka watermarks "$t"
+    for p in ${reply#ok}; do
+      want=$((want + ${p##*:}))
+    done
+  done
+  have=$(psql -tAq "$target" -c \
+    "SELECT coalesce(sum(next_offset), 0) FROM clinicmig.consumer_offset
+     WHERE topic LIKE 'legacy.public.%'" 2>/dev/null || echo 0)
+  [ "$want" -gt 0 ] && [ "$have" = "$want" ] && break
+  if [ $SECONDS -ge $deadline ]; then
+    echo "demo: the workers did not drain the topics ($have of $want)" >&2
+    tail -n 20 "$work"/worker-*.log >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+echo "applied offsets: $have of $want messages"
+for t in "${topics[@]}"; do
+  kafka dropped "$t"
+  if [ "$reply" != "ok 0" ]; then
+    echo "demo: the local cluster dropped messages of $t ($reply)" >&2
+    exit 1
+  fi
+done
+echo "no message dropped by the local cluster"
+
+say "oracle: f computed from the legacy tables vs. the new schema"
+"$build/tools/oracle/clinicmig-oracle" --legacy "$legacy" --target "$target"
+
+say "migration report"
+psql -q "$target" -P footer=off -c "
+WITH errs AS (
+  SELECT entity, sum(dead_lettered) AS n FROM clinicmig.partition_stats
+  GROUP BY entity)
+SELECT 'Doctors' AS entity, (SELECT count(*) FROM v2.clinic_doctor) AS migrated,
+       coalesce((SELECT n FROM errs WHERE entity = 'User'), 0) AS errors,
+       (SELECT count(*) FROM v2.global_doctor) || ' global doctors' AS grouped
+UNION ALL
+SELECT 'Patients', (SELECT count(*) FROM v2.clinic_patient),
+       coalesce((SELECT n FROM errs WHERE entity = 'Patient'), 0),
+       (SELECT count(*) FROM v2.global_patient) || ' global patients'
+UNION ALL
+SELECT 'Appointments', (SELECT count(*) FROM v2.appointment),
+       coalesce((SELECT n FROM errs WHERE entity = 'Appointment'), 0),
+       (SELECT count(*) FROM v2.appointment WHERE clinic_doctor_id IS NOT NULL
+          AND clinic_patient_id IS NOT NULL) || ' with both links resolved'"
+psql -tAq "$target" -c "
+SELECT 'Total: ' || ((SELECT count(*) FROM v2.clinic_doctor)
+  + (SELECT count(*) FROM v2.clinic_patient)
+  + (SELECT count(*) FROM v2.appointment)) || ' records; events consumed '
+  || sum(consumed) || ', applied ' || sum(applied) || ', stale '
+  || sum(stale) || ', dead-lettered ' || sum(dead_lettered)
+FROM clinicmig.partition_stats"
