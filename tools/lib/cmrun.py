@@ -98,6 +98,13 @@ class PgServer:
     def stop(self, mode="fast"):
         self._ctl("stop", "-m", mode)
 
+    def stop_command(self):
+        """The shell command that stops this server and removes it."""
+        ctl = os.path.join(self.bindir, "pg_ctl")
+        who = "runuser -u postgres -- " if self._as else ""
+        return (f"{who}{ctl} -D {self.data} -m fast stop && "
+                f"rm -rf {self.dir}")
+
     def restart(self):
         self.stop()
         self.start()

@@ -114,7 +114,10 @@ class Rehearsal:
 
     def close(self, keep=False):
         self.kafka.stop()
-        if not keep:
+        if keep:
+            print(f"rehearse: PostgreSQL left running; stop it with: "
+                  f"{self.pg.stop_command()}", file=sys.stderr)
+        else:
             self.pg.destroy()
 
     def say(self, text):
