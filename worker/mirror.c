@@ -450,7 +450,8 @@ static int touch_refs(const state_t *s, cm_touched_t *t) {
 static int unique_i64(int64_t *v, int n) {
   int i, o = 0;
 
-  qsort(v, (size_t)n, sizeof(*v), cmp_i64);
+  if (n > 1) /* v may be NULL when empty: qsort must not see it */
+    qsort(v, (size_t)n, sizeof(*v), cmp_i64);
   for (i = 0; i < n; i++)
     if (o == 0 || v[o - 1] != v[i])
       v[o++] = v[i];
@@ -460,7 +461,8 @@ static int unique_i64(int64_t *v, int n) {
 static void unique_keys(cm_touched_t *t) {
   int i, o = 0;
 
-  qsort(t->keys, (size_t)t->n_keys, sizeof(*t->keys), cmp_str);
+  if (t->n_keys > 1)
+    qsort(t->keys, (size_t)t->n_keys, sizeof(*t->keys), cmp_str);
   for (i = 0; i < t->n_keys; i++) {
     if (o > 0 && strcmp(t->keys[o - 1], t->keys[i]) == 0)
       free(t->keys[i]);

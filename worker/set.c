@@ -46,7 +46,8 @@ void cm_strset_sort(cm_strset_t *set) {
 
   if (set->sorted)
     return;
-  qsort(set->v, (size_t)set->n, sizeof(char *), cmp_str);
+  if (set->n > 1) /* v is NULL while the set is empty */
+    qsort(set->v, (size_t)set->n, sizeof(char *), cmp_str);
   for (i = 0; i < set->n; i++) {
     if (o > 0 && strcmp(set->v[o - 1], set->v[i]) == 0)
       free(set->v[i]);
@@ -99,7 +100,8 @@ void cm_idset_sort(cm_idset_t *set) {
 
   if (set->sorted)
     return;
-  qsort(set->v, (size_t)set->n, sizeof(int64_t), cmp_id);
+  if (set->n > 1)
+    qsort(set->v, (size_t)set->n, sizeof(int64_t), cmp_id);
   for (i = 0; i < set->n; i++)
     if (o == 0 || set->v[o - 1] != set->v[i])
       set->v[o++] = set->v[i];
