@@ -311,6 +311,19 @@ def no_drops(kafka, topics=None):
               kafka.dropped(t), 0)
 
 
+SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer",
+                   "ERROR: LeakSanitizer", "SUMMARY: UndefinedBehavior")
+
+
+def check_clean_log(worker):
+    """A worker's log holds no sanitizer report (in the ASan build every
+    worker process is instrumented; its reports go to its log)."""
+    out = worker.output()
+    bad = [m for m in SANITIZER_MARKS if m in out]
+    check_true(f"no sanitizer report in {worker.name}'s log", not bad,
+               bad)
+
+
 class Env:
     """PostgreSQL + local Kafka cluster + workers, torn down on exit."""
 
@@ -337,6 +350,8 @@ class Env:
         for w in self.workers:
             if w.alive():
                 w.stop()
+        for w in self.workers:
+            check_clean_log(w)
         if typ is not None or _failures:
             for w in self.workers:
                 print(f"# --- log of {w.name} ---")
@@ -396,6 +411,31 @@ DOCTOR_TABLES = {
                      " license_number",
     "clinic_doctor": "id, global_doctor_id, clinic_id, is_active",
 }
+
+
+def progress(pg):
+    """Messages applied so far: the sum of the stored next offsets."""
+    return pg.query("SELECT coalesce(sum(next_offset), 0)"
+                    " FROM clinicmig.consumer_offset")[0][0]
+
+
+def wait_progress(pg, n, timeout=120):
+    wait_until(f"progress past {n} messages", lambda: progress(pg) >= n,
+               timeout, 0.02)
+
+
+def check_like_reference(env, msgs, what="the undisturbed run's"):
+    """After a disturbed run has drained: nothing dropped, every message
+    counted exactly once, and the doctors equal a reference run's."""
+    no_drops(env.kafka)
+    check("every message counted exactly once",
+          stats(env.pg, "User")["consumed"], len(msgs))
+    got = domain_rows(env.pg, "v2")
+    want = reference_run(env)
+    check_true("the reference run built doctors",
+               len(want["clinic_doctor"]) > 50)
+    for table in want:
+        check(f"{table} equals {what}", got[table], want[table])
 
 
 def domain_rows(pg, schema, tables=None):

@@ -35,9 +35,13 @@ sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
 import cmgen  # noqa: E402
 from cmpublish import dropped, publish  # noqa: E402
 from cmrun import PgServer, Worker, wait_until  # noqa: E402
+from report import report  # noqa: E402
 from kafkactl import LocalKafka  # noqa: E402
 
 TABLES = ("User", "Patient", "Appointment")
+# what an instrumented (ASan/UBSan) worker writes when it finds a bug
+SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer",
+                   "ERROR: LeakSanitizer")
 PARTITION_BYTES = 3 * 1024 * 1024  # well under the mock's ~5 MiB
 WORKER_KAFKA = ["-X", "kafka.session.timeout.ms=3000",
                 "-X", "kafka.heartbeat.interval.ms=300",
@@ -92,10 +96,12 @@ class Run:
         self.report = ""
         self.seconds = 0.0
         self.conninfo = None
+        self.workers = []        # every worker started, killed ones too
+        self.sanitizer = []      # workers whose log holds such a report
 
     @property
     def ok(self):
-        return self.oracle_status == 0
+        return self.oracle_status == 0 and not self.sanitizer
 
 
 class Rehearsal:
@@ -197,8 +203,10 @@ class Rehearsal:
                 "--topic-replay", f"{run.name}.replay",
                 "--topic-dlq", f"{run.name}.dlq",
                 "--group-id", run.name] + WORKER_KAFKA + extra
-        return Worker(self.bin["worker"], conninfo, self.kafka.bootstrap,
-                      f"{run.name}-w{index}", args, self.log_dir)
+        w = Worker(self.bin["worker"], conninfo, self.kafka.bootstrap,
+                   f"{run.name}-w{index}", args, self.log_dir)
+        run.workers.append(w)
+        return w
 
     def drained(self, run, conninfo, topics):
         import psycopg2
@@ -272,6 +280,8 @@ class Rehearsal:
         finally:
             for w in pool:
                 w.stop()
+            run.sanitizer = [w.name for w in run.workers
+                             if any(m in w.output() for m in SANITIZER_MARKS)]
         r = subprocess.run([self.bin["oracle"], "--legacy", conninfo,
                             "--patients-match", match,
                             "--phone-region", region],
@@ -325,36 +335,3 @@ def interleave(msgs, rnd, duplicates):
         out.append(queues[k][pos[k]])
         pos[k] += 1
     return out
-
-
-def report(conninfo, group):
-    """The seed report's table: entity, migrated, errors, grouped into."""
-    import psycopg2
-    q = """
-    WITH errs AS (SELECT entity, sum(dead_lettered) AS n
-                  FROM clinicmig.partition_stats WHERE group_id = %s
-                  GROUP BY entity)
-    SELECT 'Doctors', (SELECT count(*) FROM v2.clinic_doctor),
-           coalesce((SELECT n FROM errs WHERE entity = 'User'), 0),
-           (SELECT count(*) FROM v2.global_doctor) || ' global doctors'
-    UNION ALL
-    SELECT 'Patients', (SELECT count(*) FROM v2.clinic_patient),
-           coalesce((SELECT n FROM errs WHERE entity = 'Patient'), 0),
-           (SELECT count(*) FROM v2.global_patient) || ' global patients'
-    UNION ALL
-    SELECT 'Appointments', (SELECT count(*) FROM v2.appointment),
-           coalesce((SELECT n FROM errs WHERE entity = 'Appointment'), 0),
-           (SELECT count(*) FROM v2.appointment
-            WHERE clinic_doctor_id IS NULL OR clinic_patient_id IS NULL)
-           || ' with an unresolved link'"""
-    with psycopg2.connect(conninfo) as conn, conn.cursor() as cur:
-        cur.execute(q, (group,))
-        rows = cur.fetchall()
-    conn.close()
-    lines = [f"{'type':<14}{'migrated':>10}{'errors':>8}  grouped into",
-             "-" * 58]
-    for entity, n, errs, grouped in rows:
-        lines.append(f"{entity:<14}{n:>10}{int(errs):>8}  {grouped}")
-    total = sum(r[1] for r in rows)
-    lines.append(f"Total: {total} records.")
-    return "\n".join(lines)

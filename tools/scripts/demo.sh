@@ -147,26 +147,4 @@ say "oracle: f computed from the legacy tables vs. the new schema"
 "$build/tools/oracle/clinicmig-oracle" --legacy "$legacy" --target "$target"
 
 say "migration report"
-psql -q "$target" -P footer=off -c "
-WITH errs AS (
-  SELECT entity, sum(dead_lettered) AS n FROM clinicmig.partition_stats
-  GROUP BY entity)
-SELECT 'Doctors' AS entity, (SELECT count(*) FROM v2.clinic_doctor) AS migrated,
-       coalesce((SELECT n FROM errs WHERE entity = 'User'), 0) AS errors,
-       (SELECT count(*) FROM v2.global_doctor) || ' global doctors' AS grouped
-UNION ALL
-SELECT 'Patients', (SELECT count(*) FROM v2.clinic_patient),
-       coalesce((SELECT n FROM errs WHERE entity = 'Patient'), 0),
-       (SELECT count(*) FROM v2.global_patient) || ' global patients'
-UNION ALL
-SELECT 'Appointments', (SELECT count(*) FROM v2.appointment),
-       coalesce((SELECT n FROM errs WHERE entity = 'Appointment'), 0),
-       (SELECT count(*) FROM v2.appointment WHERE clinic_doctor_id IS NOT NULL
-          AND clinic_patient_id IS NOT NULL) || ' with both links resolved'"
-psql -tAq "$target" -c "
-SELECT 'Total: ' || ((SELECT count(*) FROM v2.clinic_doctor)
-  + (SELECT count(*) FROM v2.clinic_patient)
-  + (SELECT count(*) FROM v2.appointment)) || ' records; events consumed '
-  || sum(consumed) || ', applied ' || sum(applied) || ', stale '
-  || sum(stale) || ', dead-lettered ' || sum(dead_lettered)
-FROM clinicmig.partition_stats"
+/usr/bin/python3 "$root/tools/lib/report.py" "$target"
