@@ -39,6 +39,7 @@
 #include "clinicmig/cm_derive.h"
 #include "clinicmig/cm_dlq.h"
 #include "clinicmig/cm_err.h"
+#include "clinicmig/cm_kafka.h"
 #include "clinicmig/cm_log.h"
 #include "clinicmig/cm_mirror.h"
 
@@ -730,22 +731,18 @@ static rd_kafka_t *make_consumer(cm_worker_t *w, char *errstr,
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "error"},
   };
-  rd_kafka_conf_t *kc = rd_kafka_conf_new();
-  const cm_config_t *c = w->conf;
+  rd_kafka_conf_t *kc = cm_kafka_conf(w->conf, 1, errstr, errstr_size);
   rd_kafka_t *rk;
   size_t i;
-  int k;
 
-  for (k = 0; k < c->kafka_cnt; k++)
-    if (rd_kafka_conf_set(kc, c->kafka[k].key, c->kafka[k].value, errstr,
-                          errstr_size) != RD_KAFKA_CONF_OK)
-      goto fail;
+  if (!kc)
+    return NULL;
   for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
     if (rd_kafka_conf_set(kc, fixed[i][0], fixed[i][1], errstr,
                           errstr_size) != RD_KAFKA_CONF_OK)
       goto fail;
-  if (rd_kafka_conf_set(kc, "group.id", c->group_id, errstr, errstr_size) ||
-      rd_kafka_conf_set(kc, "client.id", c->worker_id, errstr, errstr_size))
+  if (rd_kafka_conf_set(kc, "group.id", w->conf->group_id, errstr,
+                        errstr_size) != RD_KAFKA_CONF_OK)
     goto fail;
   rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
   rd_kafka_conf_set_opaque(kc, w);

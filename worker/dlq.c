@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "clinicmig/cm_err.h"
+#include "clinicmig/cm_kafka.h"
 #include "clinicmig/cm_log.h"
 #include "clinicmig/cm_value.h"
 
@@ -36,15 +37,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 cm_dlq_t *cm_dlq_new(const cm_config_t *conf, char *errstr,
                      size_t errstr_size) {
   cm_dlq_t *dlq = calloc(1, sizeof(*dlq));
-  rd_kafka_conf_t *kc = rd_kafka_conf_new();
-  int i;
+  rd_kafka_conf_t *kc = cm_kafka_conf(conf, 0, errstr, errstr_size);
 
   if (!dlq || !kc)
     goto fail;
-  for (i = 0; i < conf->kafka_cnt; i++)
-    if (rd_kafka_conf_set(kc, conf->kafka[i].key, conf->kafka[i].value,
-                          errstr, errstr_size) != RD_KAFKA_CONF_OK)
-      goto fail;
   if (rd_kafka_conf_set(kc, "acks", "all", errstr, errstr_size) ||
       rd_kafka_conf_set(kc, "enable.idempotence", "true", errstr,
                         errstr_size))

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cmtest import (SOURCE_TOPICS, Env, check, done, drained,  # noqa
+from cmtest import (SOURCE_TOPICS, Env, check, check_true, done, drained,  # noqa
                     message, no_drops, publish, user, wait_until)
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
@@ -47,7 +47,10 @@ with Env() as env:
             committed(env.kafka.bootstrap, SOURCE_TOPICS, env.kafka)), 30)
     check("committed offsets read by confluent-kafka equal the stored ones",
           got, stored)
-    w.stop()
+    check("SIGTERM: the worker finishes, leaves the group and exits 0",
+          w.stop(), 0)
+    check_true("it said it left the group",
+               "leaving the consumer group" in w.output())
     # kcat as the same group resumes from the committed offsets: nothing left
     out = subprocess.run(
         ["timeout", "60", "kcat", "-C", "-b", env.kafka.bootstrap, "-G",

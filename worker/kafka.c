@@ -1,0 +1,67 @@
+/*
+ * kafka.c — the configuration every librdkafka client of the worker
+ * starts from.
+ *
+ * NOTES
+ * librdkafka's own log lines go through cm_log, so a worker writes one
+ * format. Its messages name brokers, topics and errors, never payloads.
+ */
+#include "clinicmig/cm_kafka.h"
+
+#include <string.h>
+
+#include "clinicmig/cm_log.h"
+
+/* Properties only a consumer reads: a producer given them logs a warning
+ * for each, which says nothing useful about a shared configuration. */
+static const char *const consumer_only[] = {
+    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+    "partition.assignment.strategy", "group.instance.id",
+    "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
+    "max.partition.fetch.bytes", "fetch.message.max.bytes",
+    "isolation.level", "check.crcs", "queued.min.messages",
+    "queued.max.messages.kbytes", "coordinator.query.interval.ms",
+    "auto.commit.interval.ms", "enable.partition.eof",
+};
+
+static int is_consumer_only(const char *key) {
+  size_t i;
+
+  for (i = 0; i < sizeof(consumer_only) / sizeof(consumer_only[0]); i++)
+    if (strcmp(consumer_only[i], key) == 0)
+      return 1;
+  return 0;
+}
+
+/* syslog levels (0 emerg .. 7 debug) to ours */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf) {
+  cm_log_level_t l = level <= 3   ? CM_LOG_ERROR
+                     : level == 4 ? CM_LOG_WARN
+                     : level <= 6 ? CM_LOG_INFO
+                                  : CM_LOG_DEBUG;
+
+  cm_log(l, "kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+rd_kafka_conf_t *cm_kafka_conf(const cm_config_t *conf, int consumer,
+                               char *errstr, size_t errstr_size) {
+  rd_kafka_conf_t *kc = rd_kafka_conf_new();
+  int i;
+
+  for (i = 0; i < conf->kafka_cnt; i++) {
+    if (!consumer && is_consumer_only(conf->kafka[i].key))
+      continue;
+    if (rd_kafka_conf_set(kc, conf->kafka[i].key, conf->kafka[i].value,
+                          errstr, errstr_size) != RD_KAFKA_CONF_OK)
+      goto fail;
+  }
+  if (rd_kafka_conf_set(kc, "client.id", conf->worker_id, errstr,
+                        errstr_size) != RD_KAFKA_CONF_OK)
+    goto fail;
+  rd_kafka_conf_set_log_cb(kc, on_log);
+  return kc;
+fail:
+  rd_kafka_conf_destroy(kc);
+  return NULL;
+}
