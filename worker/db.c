@@ -82,6 +82,15 @@ static const char *first_line(const char *msg, char *buf, size_t size) {
   return buf;
 }
 
+/* Server notices ("schema ... already exists, skipping") are routine in
+ * idempotent migrations: debug level, first line only. */
+static void on_notice(void *arg, const char *message) {
+  char line[256];
+
+  (void)arg;
+  cm_debug("database: %s", first_line(message, line, sizeof(line)));
+}
+
 static int try_connect(cm_db_t *db) {
   static const char setup[] =
       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
@@ -100,6 +109,7 @@ static int try_connect(cm_db_t *db) {
             first_line(PQerrorMessage(db->conn), line, sizeof(line)));
     return -1;
   }
+  PQsetNoticeProcessor(db->conn, on_notice, NULL);
   res = PQexec(db->conn, setup);
   ok = PQresultStatus(res) == PGRES_COMMAND_OK;
   PQclear(res);

@@ -41,5 +41,8 @@ with Env() as env:
     check_true("the last restart resumed from stored offsets, not from 0",
                sum(starts) >= resumed[-1], f"starts {starts}")
     check("nothing dead-lettered", stats(env.pg, "User")["dead_lettered"], 0)
+    check("three starts applied each migration once", env.pg.query(
+        "SELECT version, name FROM clinicmig.schema_version ORDER BY 1"),
+        [(1, "bookkeeping"), (2, "domain")])
     check_like_reference(env, msgs, "the uninterrupted run's")
 done()
