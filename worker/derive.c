@@ -302,11 +302,11 @@ static int derive_appointments(cm_derive_t *d, cm_db_t *db,
   const char *params[3];
   int r = CM_ERR_NOMEM;
 
-  if (appts->n_ids == 0 && users->n_ids == 0 && patients->n_ids == 0)
+  if (appts->ids.n == 0 && users->ids.n == 0 && patients->ids.n == 0)
     return 0;
-  a = cm_db_int_array(appts->ids, appts->n_ids);
-  u = cm_db_int_array(users->ids, users->n_ids);
-  p = cm_db_int_array(patients->ids, patients->n_ids);
+  a = cm_db_int_array(appts->ids.v, appts->ids.n);
+  u = cm_db_int_array(users->ids.v, users->ids.n);
+  p = cm_db_int_array(patients->ids.v, patients->ids.n);
   if (a && u && p) {
     params[0] = a;
     params[1] = u;
@@ -326,9 +326,9 @@ static int derive_appointments(cm_derive_t *d, cm_db_t *db,
 static int user_emails(const cm_touched_t *users, cm_strset_t *emails) {
   int i;
 
-  for (i = 0; i < users->n_keys; i++)
-    if (strncmp(users->keys[i], "e:", 2) == 0 &&
-        cm_strset_add(emails, "", users->keys[i] + 2) != 0)
+  for (i = 0; i < users->keys.n; i++)
+    if (strncmp(users->keys.v[i], "e:", 2) == 0 &&
+        cm_strset_add(emails, "", users->keys.v[i] + 2) != 0)
       return CM_ERR_NOMEM;
   return 0;
 }
@@ -340,9 +340,9 @@ int cm_derive_batch(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
   cm_strset_t emails = {0}, held = {0};
   int r = CM_ERR_NOMEM;
 
-  if (cm_idset_add_all(&doctors, users->ids, users->n_ids) == 0 &&
-      cm_idset_add_all(&doctors, appts->doctors, appts->n_doctors) == 0 &&
-      cm_idset_add_all(&prefs, appts->patients, appts->n_patients) == 0 &&
+  if (cm_idset_add_all(&doctors, users->ids.v, users->ids.n) == 0 &&
+      cm_idset_add_all(&doctors, appts->doctors.v, appts->doctors.n) == 0 &&
+      cm_idset_add_all(&prefs, appts->patients.v, appts->patients.n) == 0 &&
       user_emails(users, &emails) == 0)
     r = 0;
   if (!r)

@@ -548,12 +548,12 @@ static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db,
 static int seed_closure(const cm_touched_t *pt, closure_t *c) {
   int i, r;
 
-  r = cm_idset_add_all(&c->ids, pt->ids, pt->n_ids);
-  for (i = 0; !r && i < pt->n_keys; i++) {
-    if (strncmp(pt->keys[i], "p:", 2) == 0)
-      r = cm_strset_add(&c->phones, "", pt->keys[i] + 2);
-    else if (strncmp(pt->keys[i], "e:", 2) == 0)
-      r = cm_strset_add(&c->emails, "", pt->keys[i] + 2);
+  r = cm_idset_add_all(&c->ids, pt->ids.v, pt->ids.n);
+  for (i = 0; !r && i < pt->keys.n; i++) {
+    if (strncmp(pt->keys.v[i], "p:", 2) == 0)
+      r = cm_strset_add(&c->phones, "", pt->keys.v[i] + 2);
+    else if (strncmp(pt->keys.v[i], "e:", 2) == 0)
+      r = cm_strset_add(&c->emails, "", pt->keys.v[i] + 2);
   }
   cm_idset_sort(&c->ids);
   return r ? CM_ERR_NOMEM : 0;
@@ -570,17 +570,17 @@ int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
 
   q = cm_derive_patient_sql(d, &match);
   r = seed_closure(pt, &c);
-  if (!r && pt->n_ids == 0) /* appointments' patients: lock only */
+  if (!r && pt->ids.n == 0) /* appointments' patients: lock only */
     r = lock_round(db, &c, refs, held, &added, errstr, errstr_size);
   else if (!r)
     r = read_closure(q, db, &c, refs, held, errstr, errstr_size);
-  if (!r && pt->n_ids > 0)
+  if (!r && pt->ids.n > 0)
     r = components(c.rows, c.n, match);
-  if (!r && pt->n_ids > 0)
+  if (!r && pt->ids.n > 0)
     r = read_old_gids(q, db, &c, &old, errstr, errstr_size);
-  if (!r && pt->n_ids > 0)
+  if (!r && pt->ids.n > 0)
     r = write_members(q, db, &c, errstr, errstr_size);
-  if (!r && pt->n_ids > 0)
+  if (!r && pt->ids.n > 0)
     r = update_anchors(q, db, &c, &old, errstr, errstr_size);
   rows_free(&c);
   cm_idset_clear(&c.ids);

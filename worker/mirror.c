@@ -160,15 +160,10 @@ void cm_mirror_destroy(cm_mirror_t *m) {
 }
 
 void cm_touched_clear(cm_touched_t *t) {
-  int i;
-
-  for (i = 0; i < t->n_keys; i++)
-    free(t->keys[i]);
-  free(t->keys);
-  free(t->ids);
-  free(t->doctors);
-  free(t->patients);
-  memset(t, 0, sizeof(*t));
+  cm_idset_clear(&t->ids);
+  cm_strset_clear(&t->keys);
+  cm_idset_clear(&t->doctors);
+  cm_idset_clear(&t->patients);
 }
 
 static void state_free(state_t *s, int n) {
@@ -191,16 +186,6 @@ static int cmp_item(const void *a, const void *b) {
   if (x->ev.key != y->ev.key)
     return x->ev.key < y->ev.key ? -1 : 1;
   return x < y ? -1 : x > y; /* batch order within a key */
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-  return x < y ? -1 : x > y;
 }
 
 /* The table's events to apply, sorted by key then batch order. */
@@ -387,35 +372,13 @@ static state_t *make_states(cm_item_t **items, int n, int *n_st) {
   return st;
 }
 
-static int add_key(cm_touched_t *t, const char *prefix, const char *key) {
-  char **v;
-  size_t len;
-
-  if (!key)
-    return 0;
-  v = realloc(t->keys, sizeof(*v) * (size_t)(t->n_keys + 1));
-  if (!v)
-    return CM_ERR_NOMEM;
-  t->keys = v;
-  len = strlen(prefix) + strlen(key) + 1;
-  v[t->n_keys] = malloc(len);
-  if (!v[t->n_keys])
-    return CM_ERR_NOMEM;
-  snprintf(v[t->n_keys++], len, "%s%s", prefix, key);
-  return 0;
+/* Adds an id given as text, if any. */
+static int add_ref(cm_idset_t *set, const char *id) {
+  return id && cm_idset_add(set, parse_i64(id)) != 0 ? CM_ERR_NOMEM : 0;
 }
 
-static int add_ref(int64_t **v, int *n, const char *id) {
-  int64_t *nv;
-
-  if (!id)
-    return 0;
-  nv = realloc(*v, sizeof(*nv) * (size_t)(*n + 1));
-  if (!nv)
-    return CM_ERR_NOMEM;
-  *v = nv;
-  nv[(*n)++] = parse_i64(id);
-  return 0;
+static int add_key(cm_strset_t *set, const char *prefix, const char *key) {
+  return key && cm_strset_add(set, prefix, key) != 0 ? CM_ERR_NOMEM : 0;
 }
 
 /* Grouping keys before and after (the derive step locks them). */
@@ -426,9 +389,9 @@ static int touch_keys(const tdesc_t *td, const state_t *s, cm_touched_t *t) {
   for (i = 0; !r && i < td->n_extra; i++) {
     const char *p = strcmp(td->extra[i], "email_norm") == 0 ? "e:" : "p:";
 
-    r = add_key(t, p, s->old_extra[i]);
+    r = add_key(&t->keys, p, s->old_extra[i]);
     if (!r && !s->deleted)
-      r = add_key(t, p, s->vals[ncols + i]);
+      r = add_key(&t->keys, p, s->vals[ncols + i]);
   }
   return r;
 }
@@ -437,60 +400,33 @@ static int touch_keys(const tdesc_t *td, const state_t *s, cm_touched_t *t) {
 static int touch_refs(const state_t *s, cm_touched_t *t) {
   int r;
 
-  r = add_ref(&t->doctors, &t->n_doctors, s->old_ref[0]);
+  r = add_ref(&t->doctors, s->old_ref[0]);
   if (!r)
-    r = add_ref(&t->patients, &t->n_patients, s->old_ref[1]);
+    r = add_ref(&t->patients, s->old_ref[1]);
   if (!r && !s->deleted)
-    r = add_ref(&t->doctors, &t->n_doctors, s->vals[CM_APPT_DOCTOR_ID]);
+    r = add_ref(&t->doctors, s->vals[CM_APPT_DOCTOR_ID]);
   if (!r && !s->deleted)
-    r = add_ref(&t->patients, &t->n_patients, s->vals[CM_APPT_PATIENT_ID]);
+    r = add_ref(&t->patients, s->vals[CM_APPT_PATIENT_ID]);
   return r;
-}
-
-static int unique_i64(int64_t *v, int n) {
-  int i, o = 0;
-
-  if (n > 1) /* v may be NULL when empty: qsort must not see it */
-    qsort(v, (size_t)n, sizeof(*v), cmp_i64);
-  for (i = 0; i < n; i++)
-    if (o == 0 || v[o - 1] != v[i])
-      v[o++] = v[i];
-  return o;
-}
-
-static void unique_keys(cm_touched_t *t) {
-  int i, o = 0;
-
-  if (t->n_keys > 1)
-    qsort(t->keys, (size_t)t->n_keys, sizeof(*t->keys), cmp_str);
-  for (i = 0; i < t->n_keys; i++) {
-    if (o > 0 && strcmp(t->keys[o - 1], t->keys[i]) == 0)
-      free(t->keys[i]);
-    else
-      t->keys[o++] = t->keys[i];
-  }
-  t->n_keys = o;
-  t->n_doctors = unique_i64(t->doctors, t->n_doctors);
-  t->n_patients = unique_i64(t->patients, t->n_patients);
 }
 
 static int fill_touched(const tdesc_t *td, const state_t *st, int n_st,
                         cm_touched_t *t) {
   int i, r = 0;
 
-  t->ids = malloc(sizeof(*t->ids) * (size_t)(n_st ? n_st : 1));
-  if (!t->ids)
-    return CM_ERR_NOMEM;
   for (i = 0; !r && i < n_st; i++) {
     if (!st[i].changed)
       continue;
-    t->ids[t->n_ids++] = st[i].id;
-    r = touch_keys(td, &st[i], t);
+    r = cm_idset_add(&t->ids, st[i].id) ? CM_ERR_NOMEM : 0;
+    if (!r)
+      r = touch_keys(td, &st[i], t);
     if (!r && td->table == CM_TABLE_APPOINTMENT)
       r = touch_refs(&st[i], t);
   }
-  if (!r)
-    unique_keys(t);
+  cm_idset_sort(&t->ids);
+  cm_strset_sort(&t->keys);
+  cm_idset_sort(&t->doctors);
+  cm_idset_sort(&t->patients);
   return r;
 }
 

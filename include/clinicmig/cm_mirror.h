@@ -18,21 +18,18 @@
 
 #include "clinicmig/cm_batch.h"
 #include "clinicmig/cm_db.h"
+#include "clinicmig/cm_set.h"
 
 typedef struct cm_mirror_s cm_mirror_t;
 
 /** What one table's mirror step changed, for the derive step. */
 typedef struct cm_touched_s {
-  int64_t *ids;     /**< keys whose mirror row changed, ascending */
-  int n_ids;
-  char **keys;      /**< grouping keys before and after ("e:<email>",
-                         "p:<phone>"), sorted, unique */
-  int n_keys;
-  int64_t *doctors;  /**< appointments: doctor ids named before and
-                          after, ascending, unique */
-  int n_doctors;
-  int64_t *patients; /**< appointments: patient ids, likewise */
-  int n_patients;
+  cm_idset_t ids;      /**< keys whose mirror row changed */
+  cm_strset_t keys;    /**< grouping keys before and after ("e:<email>",
+                            "p:<phone>") */
+  cm_idset_t doctors;  /**< appointments: doctor ids named before and
+                            after */
+  cm_idset_t patients; /**< appointments: patient ids, likewise */
 } cm_touched_t;
 
 /**
@@ -49,7 +46,7 @@ void cm_mirror_destroy(cm_mirror_t *m);
  *
  * Marks each item of the table APPLIED, STALE or DEAD_LETTER (an update
  * whose unchanged-TOAST placeholder has no stored value to keep), and
- * fills @p touched (free with cm_touched_clear()).
+ * fills @p touched, its sets sorted (free with cm_touched_clear()).
  * @returns 0 or a cm_db_exec() error with the reason in @p errstr.
  */
 int cm_mirror_apply(cm_mirror_t *m, cm_db_t *db, cm_table_t table, cm_batch_t *batch,
