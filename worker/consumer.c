@@ -81,6 +81,12 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
 /* ---- statements ------------------------------------------------------ */
 
 static const char offsets_sql[] =
@@ -467,10 +473,13 @@ static int process_batch(cm_worker_t *w) {
               errstr);
       attempt++;
       if (cm_db_conn(w->db) == NULL ||
-          PQstatus(cm_db_conn(w->db)) != CONNECTION_OK ||
-          attempt > 1) {
-        if (cm_db_connect(w->db) != 0)
+          PQstatus(cm_db_conn(w->db)) != CONNECTION_OK) {
+        if (cm_db_connect(w->db) != 0) /* waits with its own backoff */
           return CM_ERR_RETRY;
+      } else {
+        /* a conflict (deadlock, serialization) or an unacknowledged
+         * dead letter: back off a little, more each time */
+        sleep_ms(attempt < 10 ? 20 * attempt : 200);
       }
     }
   }
