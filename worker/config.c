@@ -445,7 +445,8 @@ void cm_config_print_help(const char *prog) {
   }
   printf("\nKafka properties: kafka.<property> sets a librdkafka consumer and\n"
          "producer property, e.g. -X kafka.security.protocol=SASL_SSL.\n"
-         "The worker itself sets group.id, enable.auto.commit=false and\n"
+         "The worker itself sets group.id, client.id (= worker.id),\n"
+         "enable.auto.commit=false, enable.auto.offset.store=false and\n"
          "auto.offset.reset=error (offsets live in the database; a gap in\n"
          "a topic is reported, never skipped silently).\n\n"
          "Exit status: 0 after SIGTERM/SIGINT (batch finished, offsets\n"
