@@ -24,7 +24,7 @@
 
 typedef enum opt_type_e {
   OPT_STRING,
-  OPT_IDENT,  /* a PostgreSQL identifier we put into SQL */
+  OPT_IDENT, /* a PostgreSQL identifier we put into SQL */
   OPT_INT,
   OPT_MATCH,
   OPT_LEVEL,
@@ -43,37 +43,37 @@ typedef struct opt_s {
 #define OFF(f) offsetof(cm_config_t, f)
 
 static const opt_t options[] = {
-  {"db.conninfo", OPT_STRING, OFF(db_conninfo), 0, 0, "",
-   "libpq connection string or URI of the target database"},
-  {"group.id", OPT_STRING, OFF(group_id), 0, 0, "clinicmig",
-   "Kafka consumer group of the worker pool"},
-  {"topic.prefix", OPT_STRING, OFF(topic_prefix), 0, 0, "legacy",
-   "Debezium topic.prefix: topics are <prefix>.<schema>.<table>"},
-  {"source.schema", OPT_STRING, OFF(source_schema), 0, 0, "public",
-   "schema of the legacy tables in the topic names"},
-  {"topic.replay", OPT_STRING, OFF(topic_replay), 0, 0, "clinicmig.replay",
-   "replay topic (backfill, repair, re-drive)"},
-  {"topic.dlq", OPT_STRING, OFF(topic_dlq), 0, 0, "clinicmig.dlq",
-   "dead-letter topic for events that cannot be applied"},
-  {"schema.domain", OPT_IDENT, OFF(schema_domain), 0, 0, "v2",
-   "PostgreSQL schema of the new domain tables"},
-  {"schema.bookkeeping", OPT_IDENT, OFF(schema_book), 0, 0, "clinicmig",
-   "PostgreSQL schema of the mirror, offsets and counters"},
-  {"phone.region", OPT_REGION, OFF(phone_region), 0, 0, "RU",
-   "default region for phones written without a country code"},
-  {"patients.match", OPT_MATCH, OFF(patients_match), 0, 0, "loose",
-   "loose: link patients by phone or email; strict: only where birth "
-   "dates do not conflict"},
-  {"batch.max.events", OPT_INT, OFF(batch_max_events), 1, 1000000, "1000",
-   "most events in one batch (one database transaction)"},
-  {"batch.max.ms", OPT_INT, OFF(batch_max_ms), 1, 600000, "200",
-   "longest time a batch collects events, in milliseconds"},
-  {"db.retry.max.ms", OPT_INT, OFF(db_retry_max_ms), 10, 600000, "5000",
-   "cap of the backoff between database reconnection attempts"},
-  {"log.level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
-   "error, warn, info or debug"},
-  {"worker.id", OPT_STRING, OFF(worker_id), 0, 0, "",
-   "name of this worker in logs (default: host:pid)"},
+    {"db.conninfo", OPT_STRING, OFF(db_conninfo), 0, 0, "",
+     "libpq connection string or URI of the target database"},
+    {"group.id", OPT_STRING, OFF(group_id), 0, 0, "clinicmig",
+     "Kafka consumer group of the worker pool"},
+    {"topic.prefix", OPT_STRING, OFF(topic_prefix), 0, 0, "legacy",
+     "Debezium topic.prefix: topics are <prefix>.<schema>.<table>"},
+    {"source.schema", OPT_STRING, OFF(source_schema), 0, 0, "public",
+     "schema of the legacy tables in the topic names"},
+    {"topic.replay", OPT_STRING, OFF(topic_replay), 0, 0, "clinicmig.replay",
+     "replay topic (backfill, repair, re-drive)"},
+    {"topic.dlq", OPT_STRING, OFF(topic_dlq), 0, 0, "clinicmig.dlq",
+     "dead-letter topic for events that cannot be applied"},
+    {"schema.domain", OPT_IDENT, OFF(schema_domain), 0, 0, "v2",
+     "PostgreSQL schema of the new domain tables"},
+    {"schema.bookkeeping", OPT_IDENT, OFF(schema_book), 0, 0, "clinicmig",
+     "PostgreSQL schema of the mirror, offsets and counters"},
+    {"phone.region", OPT_REGION, OFF(phone_region), 0, 0, "RU",
+     "default region for phones written without a country code"},
+    {"patients.match", OPT_MATCH, OFF(patients_match), 0, 0, "loose",
+     "loose: link patients by phone or email; strict: only where birth "
+     "dates do not conflict"},
+    {"batch.max.events", OPT_INT, OFF(batch_max_events), 1, 1000000, "1000",
+     "most events in one batch (one database transaction)"},
+    {"batch.max.ms", OPT_INT, OFF(batch_max_ms), 1, 600000, "200",
+     "longest time a batch collects events, in milliseconds"},
+    {"db.retry.max.ms", OPT_INT, OFF(db_retry_max_ms), 10, 600000, "5000",
+     "cap of the backoff between database reconnection attempts"},
+    {"log.level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
+     "error, warn, info or debug"},
+    {"worker.id", OPT_STRING, OFF(worker_id), 0, 0, "",
+     "name of this worker in logs (default: host:pid)"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -146,8 +146,7 @@ static int set_typed(cm_config_t *conf, const opt_t *o, const char *value,
   int lvl;
 
   switch (o->type) {
-  case OPT_STRING:
-    return set_string((char **)(base + o->offset), value);
+  case OPT_STRING: return set_string((char **)(base + o->offset), value);
   case OPT_IDENT:
     if (!is_ident(value))
       goto bad;
@@ -159,8 +158,8 @@ static int set_typed(cm_config_t *conf, const opt_t *o, const char *value,
   case OPT_INT:
     if (parse_int(value, o->min, o->max, (int *)(base + o->offset)) != 0) {
       snprintf(errstr, errstr_size,
-               "%s: expected a whole number from %d to %d, got \"%s\"",
-               o->key, o->min, o->max, value);
+               "%s: expected a whole number from %d to %d, got \"%s\"", o->key,
+               o->min, o->max, value);
       return CM_ERR_CONFIG;
     }
     return 0;
@@ -233,8 +232,7 @@ int cm_config_load_file(cm_config_t *conf, const char *path, char *errstr,
 
   f = fopen(path, "r");
   if (!f) {
-    snprintf(errstr, errstr_size, "config file %s: %s", path,
-             strerror(errno));
+    snprintf(errstr, errstr_size, "config file %s: %s", path, strerror(errno));
     return CM_ERR_CONFIG;
   }
   while (r == 0 && fgets(line, sizeof(line), f)) {
@@ -287,8 +285,8 @@ int cm_config_load_env(cm_config_t *conf, char **envp, char *errstr,
     key[n] = '\0';
     env_to_key(key, key, sizeof(key));
     if (cm_config_set(conf, key, eq + 1, why, sizeof(why)) != 0) {
-      snprintf(errstr, errstr_size, "environment %.*s: %s",
-               (int)(eq - envp[i]), envp[i], why);
+      snprintf(errstr, errstr_size, "environment %.*s: %s", (int)(eq - envp[i]),
+               envp[i], why);
       return CM_ERR_CONFIG;
     }
   }
@@ -324,8 +322,8 @@ static int set_kv_arg(cm_config_t *conf, const char *arg, char *errstr,
 }
 
 int cm_config_parse_args(cm_config_t *conf, int argc, char **argv,
-                         int *want_help, const char **config_path,
-                         char *errstr, size_t errstr_size) {
+                         int *want_help, const char **config_path, char *errstr,
+                         size_t errstr_size) {
   char key[256], why[512];
   const char *a;
   int i;
@@ -338,8 +336,7 @@ int cm_config_parse_args(cm_config_t *conf, int argc, char **argv,
     }
     if (i + 1 >= argc || strncmp(a, "-", 1) != 0) {
       snprintf(errstr, errstr_size, "%s: %s", a,
-               strncmp(a, "-", 1) ? "unexpected argument"
-                                  : "missing value");
+               strncmp(a, "-", 1) ? "unexpected argument" : "missing value");
       return CM_ERR_CONFIG;
     }
     if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
@@ -347,8 +344,7 @@ int cm_config_parse_args(cm_config_t *conf, int argc, char **argv,
     } else if (strcmp(a, "-X") == 0) {
       if (set_kv_arg(conf, argv[++i], errstr, errstr_size))
         return CM_ERR_CONFIG;
-    } else if (strcmp(a, "--bootstrap-servers") == 0 ||
-               strcmp(a, "-b") == 0) {
+    } else if (strcmp(a, "--bootstrap-servers") == 0 || strcmp(a, "-b") == 0) {
       if (cm_config_set(conf, "kafka.bootstrap.servers", argv[++i], why,
                         sizeof(why)))
         goto fail;

@@ -180,9 +180,7 @@ static void decode_item(cm_item_t *it) {
   }
   it->decoded = 1;
   switch (cm_event_disposition(&it->ev, &why)) {
-  case CM_DISP_APPLY:
-    it->outcome = CM_OUT_PENDING;
-    break;
+  case CM_DISP_APPLY: it->outcome = CM_OUT_PENDING; break;
   case CM_DISP_SKIP:
     it->outcome = CM_OUT_SKIPPED;
     snprintf(it->reason, sizeof(it->reason), "%s", why);
@@ -218,8 +216,7 @@ static cJSON *find_row(cJSON *arr, const cm_item_t *it, const char *entity) {
         strcmp(cJSON_GetObjectItem(row, "topic")->valuestring, it->topic) ==
             0 &&
         (!entity ||
-         strcmp(cJSON_GetObjectItem(row, "entity")->valuestring, entity) ==
-             0))
+         strcmp(cJSON_GetObjectItem(row, "entity")->valuestring, entity) == 0))
       return row;
   }
   row = cJSON_CreateObject();
@@ -281,12 +278,10 @@ static int store_progress(cm_worker_t *w, char *errstr, size_t errstr_size) {
   }
   if (jo && js) {
     params[1] = jo;
-    r = cm_db_exec(w->db, w->sql_offsets, 2, params, NULL, errstr,
-                   errstr_size);
+    r = cm_db_exec(w->db, w->sql_offsets, 2, params, NULL, errstr, errstr_size);
     params[1] = js;
     if (!r)
-      r = cm_db_exec(w->db, w->sql_stats, 2, params, NULL, errstr,
-                     errstr_size);
+      r = cm_db_exec(w->db, w->sql_stats, 2, params, NULL, errstr, errstr_size);
   }
   cJSON_Delete(offs);
   cJSON_Delete(stats);
@@ -297,8 +292,7 @@ static int store_progress(cm_worker_t *w, char *errstr, size_t errstr_size) {
 
 /* Queues every dead letter of the batch not queued yet, then waits for
  * the broker's acknowledgement of all of them. */
-static int send_dead_letters(cm_worker_t *w, char *errstr,
-                             size_t errstr_size) {
+static int send_dead_letters(cm_worker_t *w, char *errstr, size_t errstr_size) {
   int i, queued = 0;
 
   for (i = 0; i < w->batch.cnt; i++) {
@@ -306,8 +300,8 @@ static int send_dead_letters(cm_worker_t *w, char *errstr,
 
     if (it->outcome != CM_OUT_DEAD_LETTER || it->dlq_sent)
       continue;
-    if (cm_dlq_send(w->dlq, it,
-                    it->decoded ? "TASK_PUT" : "VALUE_CONVERTER") != 0) {
+    if (cm_dlq_send(w->dlq, it, it->decoded ? "TASK_PUT" : "VALUE_CONVERTER") !=
+        0) {
       snprintf(errstr, errstr_size, "could not queue a dead letter");
       return CM_ERR_RETRY;
     }
@@ -330,8 +324,8 @@ static int apply_tables(cm_worker_t *w, cm_batch_t *b, char *errstr,
     r = cm_mirror_apply(w->mirror, w->db, apply_order[i], b, &touched[i],
                         errstr, errstr_size);
   if (!r)
-    r = cm_derive_batch(w->derive, w->db, &touched[0], &touched[1],
-                        &touched[2], errstr, errstr_size);
+    r = cm_derive_batch(w->derive, w->db, &touched[0], &touched[1], &touched[2],
+                        errstr, errstr_size);
   for (i = 0; i < N_APPLY; i++)
     cm_touched_clear(&touched[i]);
   return r;
@@ -351,8 +345,7 @@ static void rollback(cm_worker_t *w) {
     cm_db_cmd(w->db, "ROLLBACK", ignored, sizeof(ignored));
 }
 
-static int run_transaction(cm_worker_t *w, char *errstr,
-                           size_t errstr_size) {
+static int run_transaction(cm_worker_t *w, char *errstr, size_t errstr_size) {
   int r;
 
   reset_outcomes(&w->batch);
@@ -372,8 +365,7 @@ static int run_transaction(cm_worker_t *w, char *errstr,
 
 /* Tries each event alone in a transaction that is rolled back; the ones
  * the database refuses are marked for the dead-letter topic for good. */
-static int isolate_refused(cm_worker_t *w, char *errstr,
-                           size_t errstr_size) {
+static int isolate_refused(cm_worker_t *w, char *errstr, size_t errstr_size) {
   char why[256];
   cm_batch_t one;
   int i, r, found = 0;
@@ -392,8 +384,8 @@ static int isolate_refused(cm_worker_t *w, char *errstr,
     rollback(w);
     it->outcome = CM_OUT_PENDING;
     if (r == CM_ERR_BAD_INPUT) {
-      snprintf(it->reason, sizeof(it->reason), "database refused the row: %.200s",
-               why);
+      snprintf(it->reason, sizeof(it->reason),
+               "database refused the row: %.200s", why);
       it->initial = CM_OUT_DEAD_LETTER;
       found++;
     } else if (r) {
@@ -469,8 +461,7 @@ static int process_batch(cm_worker_t *w) {
     if (r == CM_ERR_RETRY) {
       if (!*w->running && attempt > 0)
         return CM_ERR_RETRY;
-      cm_warn("batch of %d events will be retried: %s", w->batch.cnt,
-              errstr);
+      cm_warn("batch of %d events will be retried: %s", w->batch.cnt, errstr);
       attempt++;
       if (cm_db_conn(w->db) == NULL ||
           PQstatus(cm_db_conn(w->db)) != CONNECTION_OK) {
@@ -529,8 +520,7 @@ static int record_gap(cm_worker_t *w, const char *topic, int32_t part,
            "offset_gap, repair with a backfill",
            topic, part, from, to - 1);
   for (;;) {
-    r = cm_db_exec(w->db, w->sql_gap, 5, params, NULL, errstr,
-                   sizeof(errstr));
+    r = cm_db_exec(w->db, w->sql_gap, 5, params, NULL, errstr, sizeof(errstr));
     if (r == 0)
       return 0;
     if (r != CM_ERR_RETRY || cm_db_connect(w->db) != 0) {
@@ -551,8 +541,8 @@ static int start_offset(cm_worker_t *w, const char *topic, int32_t part,
   r = stored_offset(w, topic, part, &stored);
   if (r)
     return r;
-  err = rd_kafka_query_watermark_offsets(w->rk, topic, part, &low, &high,
-                                         10000);
+  err =
+      rd_kafka_query_watermark_offsets(w->rk, topic, part, &low, &high, 10000);
   if (err) {
     cm_warn("cannot query the log start of %s [%" PRId32 "]: %s", topic, part,
             rd_kafka_err2str(err));
@@ -576,8 +566,7 @@ static int start_offset(cm_worker_t *w, const char *topic, int32_t part,
   return 0;
 }
 
-static void on_assign(cm_worker_t *w,
-                      rd_kafka_topic_partition_list_t *parts) {
+static void on_assign(cm_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
   int i, tries;
 
   for (i = 0; i < parts->cnt; i++) {
@@ -600,8 +589,7 @@ static void on_assign(cm_worker_t *w,
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts,
-                         void *opaque) {
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
   cm_worker_t *w = opaque;
 
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -672,8 +660,7 @@ static void collect(cm_worker_t *w) {
   int64_t deadline = now_ms() + w->conf->batch_max_ms, left;
   rd_kafka_message_t *m;
 
-  while (*w->running && !w->fatal &&
-         w->batch.cnt < w->conf->batch_max_events) {
+  while (*w->running && !w->fatal && w->batch.cnt < w->conf->batch_max_events) {
     left = deadline - now_ms();
     if (left <= 0)
       break;
@@ -697,8 +684,7 @@ static int subscribe(cm_worker_t *w) {
   int i;
 
   for (i = 0; i < N_TOPICS; i++)
-    rd_kafka_topic_partition_list_add(l, w->topics[i],
-                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(l, w->topics[i], RD_KAFKA_PARTITION_UA);
   err = rd_kafka_subscribe(w->rk, l);
   rd_kafka_topic_partition_list_destroy(l);
   if (err) {
@@ -747,8 +733,8 @@ static rd_kafka_t *make_consumer(cm_worker_t *w, char *errstr,
   if (!kc)
     return NULL;
   for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-    if (rd_kafka_conf_set(kc, fixed[i][0], fixed[i][1], errstr,
-                          errstr_size) != RD_KAFKA_CONF_OK)
+    if (rd_kafka_conf_set(kc, fixed[i][0], fixed[i][1], errstr, errstr_size) !=
+        RD_KAFKA_CONF_OK)
       goto fail;
   if (rd_kafka_conf_set(kc, "group.id", w->conf->group_id, errstr,
                         errstr_size) != RD_KAFKA_CONF_OK)
@@ -776,8 +762,8 @@ static int make_names(cm_worker_t *w) {
     w->topics[i] = malloc(len);
     if (!w->topics[i])
       return CM_ERR_NOMEM;
-    snprintf(w->topics[i], len, "%s.%s.%s", c->topic_prefix,
-             c->source_schema, tables[i]);
+    snprintf(w->topics[i], len, "%s.%s.%s", c->topic_prefix, c->source_schema,
+             tables[i]);
   }
   w->topics[3] = strdup(c->topic_replay);
   w->sql_offsets = cm_db_expand(w->db, offsets_sql);

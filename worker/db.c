@@ -63,7 +63,9 @@ void cm_db_destroy(cm_db_t *db) {
   free(db);
 }
 
-PGconn *cm_db_conn(cm_db_t *db) { return db->conn; }
+PGconn *cm_db_conn(cm_db_t *db) {
+  return db->conn;
+}
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -194,9 +196,9 @@ int cm_db_exec(cm_db_t *db, const char *sql, int nparams,
   }
   /* PQexec takes several statements at once (migrations); parameters
    * need the extended protocol, one statement */
-  r = nparams ? PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
-                             NULL, 0)
-              : PQexec(db->conn, sql);
+  r = nparams
+          ? PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0)
+          : PQexec(db->conn, sql);
   st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     if (res)
@@ -257,8 +259,8 @@ char *cm_db_int_array(const int64_t *v, int n) {
     return NULL;
   s[0] = '{';
   for (i = 0; i < n; i++)
-    len += (size_t)snprintf(s + len, size - len, "%s%" PRId64, i ? "," : "",
-                            v[i]);
+    len +=
+        (size_t)snprintf(s + len, size - len, "%s%" PRId64, i ? "," : "", v[i]);
   snprintf(s + len, size - len, "}");
   return s;
 }

@@ -145,8 +145,8 @@ cm_derive_t *cm_derive_new(cm_db_t *db, cm_match_t match) {
   d->doctors = cm_db_expand(db, doctors_sql);
   d->doctors_gc = cm_db_expand(db, doctors_gc_sql);
   d->appointments = cm_db_expand(db, appointments_sql);
-  if (!d->user_emails || !d->doctors || !d->doctors_gc ||
-      !d->appointments || cm_patient_sql_init(db, &d->patient) != 0) {
+  if (!d->user_emails || !d->doctors || !d->doctors_gc || !d->appointments ||
+      cm_patient_sql_init(db, &d->patient) != 0) {
     cm_derive_destroy(d);
     return NULL;
   }
@@ -241,9 +241,8 @@ static int doctor_names(const cm_idset_t *users, const cm_strset_t *emails,
 /* Locks the users and their email groups, re-reading the users' emails
  * after each round until no new group turns up. */
 static int lock_doctors(cm_derive_t *d, cm_db_t *db, const cm_idset_t *users,
-                        const char *ids, cm_strset_t *emails,
-                        cm_strset_t *held, char *errstr,
-                        size_t errstr_size) {
+                        const char *ids, cm_strset_t *emails, cm_strset_t *held,
+                        char *errstr, size_t errstr_size) {
   cm_strset_t names = {0};
   int r, added = 1;
 
@@ -262,8 +261,8 @@ static int lock_doctors(cm_derive_t *d, cm_db_t *db, const cm_idset_t *users,
 }
 
 static int derive_doctors(cm_derive_t *d, cm_db_t *db, cm_idset_t *users,
-                          cm_strset_t *emails, cm_strset_t *held,
-                          char *errstr, size_t errstr_size) {
+                          cm_strset_t *emails, cm_strset_t *held, char *errstr,
+                          size_t errstr_size) {
   const char *params[2];
   char *ids, *arr = NULL;
   int r;
@@ -311,8 +310,7 @@ static int derive_appointments(cm_derive_t *d, cm_db_t *db,
     params[0] = a;
     params[1] = u;
     params[2] = p;
-    r = cm_db_exec(db, d->appointments, 3, params, NULL, errstr,
-                   errstr_size);
+    r = cm_db_exec(db, d->appointments, 3, params, NULL, errstr, errstr_size);
   }
   free(a);
   free(u);
@@ -348,11 +346,9 @@ int cm_derive_batch(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
   if (!r)
     r = derive_doctors(d, db, &doctors, &emails, &held, errstr, errstr_size);
   if (!r)
-    r = cm_derive_patients(d, db, patients, &prefs, &held, errstr,
-                           errstr_size);
+    r = cm_derive_patients(d, db, patients, &prefs, &held, errstr, errstr_size);
   if (!r)
-    r = derive_appointments(d, db, users, patients, appts, errstr,
-                            errstr_size);
+    r = derive_appointments(d, db, users, patients, appts, errstr, errstr_size);
   cm_idset_clear(&doctors);
   cm_idset_clear(&prefs);
   cm_strset_clear(&emails);

@@ -255,8 +255,8 @@ static int lock_round(cm_db_t *db, const closure_t *c, const cm_idset_t *refs,
 /* Reads the closure of the touched patients until every key in it is
  * locked and a read under those locks finds no new key. */
 static int read_closure(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
-                        const cm_idset_t *refs, cm_strset_t *held,
-                        char *errstr, size_t errstr_size) {
+                        const cm_idset_t *refs, cm_strset_t *held, char *errstr,
+                        size_t errstr_size) {
   int r, added = 0, grew = 1;
 
   r = lock_round(db, c, refs, held, &added, errstr, errstr_size);
@@ -380,9 +380,8 @@ static prow_t *row_of(closure_t *c, int64_t id) {
 }
 
 /* The global ids the members and the touched patients had before. */
-static int read_old_gids(const cm_patient_sql_t *q, cm_db_t *db,
-                         closure_t *c, cm_idset_t *old, char *errstr,
-                         size_t errstr_size) {
+static int read_old_gids(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+                         cm_idset_t *old, char *errstr, size_t errstr_size) {
   cm_idset_t ids = {0};
   const char *params[1];
   PGresult *res = NULL;
@@ -418,8 +417,7 @@ out:
 }
 
 static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
-                         const closure_t *c, char *errstr,
-                         size_t errstr_size) {
+                         const closure_t *c, char *errstr, size_t errstr_size) {
   cJSON *arr = cJSON_CreateArray(), *o;
   const char *params[2];
   char *json = NULL, *ids;
@@ -498,8 +496,8 @@ static int plan_anchors(closure_t *c, cm_idset_t *old, anchors_t *a) {
   return r ? CM_ERR_NOMEM : 0;
 }
 
-static int write_aliases(const cm_patient_sql_t *q, cm_db_t *db,
-                         anchors_t *a, char *errstr, size_t errstr_size) {
+static int write_aliases(const cm_patient_sql_t *q, cm_db_t *db, anchors_t *a,
+                         char *errstr, size_t errstr_size) {
   char *json = cJSON_PrintUnformatted(a->aliases);
   char *arr[3];
   const char *params[3];
@@ -510,11 +508,9 @@ static int write_aliases(const cm_patient_sql_t *q, cm_db_t *db,
   arr[2] = cm_db_int_array(a->retired.v, a->retired.n);
   if (json && arr[0] && arr[1] && arr[2]) {
     params[0] = json;
-    r = cm_db_exec(db, q->alias_redirect, 1, params, NULL, errstr,
-                   errstr_size);
+    r = cm_db_exec(db, q->alias_redirect, 1, params, NULL, errstr, errstr_size);
     if (!r)
-      r = cm_db_exec(db, q->alias_upsert, 1, params, NULL, errstr,
-                     errstr_size);
+      r = cm_db_exec(db, q->alias_upsert, 1, params, NULL, errstr, errstr_size);
     memcpy(params, arr, sizeof(params));
     if (!r)
       r = cm_db_exec(db, q->alias_gc, 3, params, NULL, errstr, errstr_size);
@@ -526,9 +522,8 @@ static int write_aliases(const cm_patient_sql_t *q, cm_db_t *db,
   return r;
 }
 
-static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db,
-                          closure_t *c, cm_idset_t *old, char *errstr,
-                          size_t errstr_size) {
+static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+                          cm_idset_t *old, char *errstr, size_t errstr_size) {
   anchors_t a = {0};
   int r;
 
@@ -560,8 +555,8 @@ static int seed_closure(const cm_touched_t *pt, closure_t *c) {
 }
 
 int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
-                       const cm_idset_t *refs, cm_strset_t *held,
-                       char *errstr, size_t errstr_size) {
+                       const cm_idset_t *refs, cm_strset_t *held, char *errstr,
+                       size_t errstr_size) {
   closure_t c = {0};
   cm_idset_t old = {0};
   const cm_patient_sql_t *q;

@@ -42,8 +42,7 @@ cm_dlq_t *cm_dlq_new(const cm_config_t *conf, char *errstr,
   if (!dlq || !kc)
     goto fail;
   if (rd_kafka_conf_set(kc, "acks", "all", errstr, errstr_size) ||
-      rd_kafka_conf_set(kc, "enable.idempotence", "true", errstr,
-                        errstr_size))
+      rd_kafka_conf_set(kc, "enable.idempotence", "true", errstr, errstr_size))
     goto fail;
   rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
   rd_kafka_conf_set_opaque(kc, dlq);
@@ -82,9 +81,8 @@ static void add_header(rd_kafka_headers_t *h, const char *name,
   rd_kafka_header_add(h, name, -1, value, -1);
 }
 
-static rd_kafka_headers_t *error_headers(const cm_dlq_t *dlq,
-                                         const cm_item_t *it,
-                                         const char *stage) {
+static rd_kafka_headers_t *
+error_headers(const cm_dlq_t *dlq, const cm_item_t *it, const char *stage) {
   rd_kafka_headers_t *orig = NULL, *h;
   char part[16], off[24], now[CM_VALUE_TEXT_MAX];
   struct timeval tv;
@@ -118,12 +116,11 @@ int cm_dlq_send(cm_dlq_t *dlq, const cm_item_t *it, const char *stage) {
   rd_kafka_headers_t *h = error_headers(dlq, it, stage);
   rd_kafka_resp_err_t err;
 
-  err = rd_kafka_producev(
-      dlq->rk, RD_KAFKA_V_TOPIC(dlq->topic),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_KEY(it->msg->key, it->msg->key_len),
-      RD_KAFKA_V_VALUE(it->msg->payload, it->msg->len),
-      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+  err = rd_kafka_producev(dlq->rk, RD_KAFKA_V_TOPIC(dlq->topic),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY(it->msg->key, it->msg->key_len),
+                          RD_KAFKA_V_VALUE(it->msg->payload, it->msg->len),
+                          RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
   if (err) {
     rd_kafka_headers_destroy(h); /* not taken over on failure */
     cm_warn("could not queue %s [%" PRId32 "] offset %" PRId64
@@ -145,8 +142,8 @@ int cm_dlq_flush(cm_dlq_t *dlq, int timeout_ms, char *errstr,
   dlq->failed = 0;
   if (err || failed) {
     snprintf(errstr, errstr_size,
-             "dead-letter topic did not acknowledge %d message(s)%s",
-             failed, err ? " in time" : "");
+             "dead-letter topic did not acknowledge %d message(s)%s", failed,
+             err ? " in time" : "");
     return CM_ERR_RETRY;
   }
   return 0;

@@ -15,13 +15,23 @@
 /* Properties only a consumer reads: a producer given them logs a warning
  * for each, which says nothing useful about a shared configuration. */
 static const char *const consumer_only[] = {
-    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
-    "partition.assignment.strategy", "group.instance.id",
-    "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
-    "max.partition.fetch.bytes", "fetch.message.max.bytes",
-    "isolation.level", "check.crcs", "queued.min.messages",
-    "queued.max.messages.kbytes", "coordinator.query.interval.ms",
-    "auto.commit.interval.ms", "enable.partition.eof",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "group.instance.id",
+    "fetch.wait.max.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.message.max.bytes",
+    "isolation.level",
+    "check.crcs",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "coordinator.query.interval.ms",
+    "auto.commit.interval.ms",
+    "enable.partition.eof",
 };
 
 static int is_consumer_only(const char *key) {
@@ -52,8 +62,8 @@ rd_kafka_conf_t *cm_kafka_conf(const cm_config_t *conf, int consumer,
   for (i = 0; i < conf->kafka_cnt; i++) {
     if (!consumer && is_consumer_only(conf->kafka[i].key))
       continue;
-    if (rd_kafka_conf_set(kc, conf->kafka[i].key, conf->kafka[i].value,
-                          errstr, errstr_size) != RD_KAFKA_CONF_OK)
+    if (rd_kafka_conf_set(kc, conf->kafka[i].key, conf->kafka[i].value, errstr,
+                          errstr_size) != RD_KAFKA_CONF_OK)
       goto fail;
   }
   if (rd_kafka_conf_set(kc, "client.id", conf->worker_id, errstr,

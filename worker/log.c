@@ -20,7 +20,9 @@ static char log_component[64] = "clinicmig";
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void cm_log_set_level(cm_log_level_t level) { log_level = level; }
+void cm_log_set_level(cm_log_level_t level) {
+  log_level = level;
+}
 
 int cm_log_level_parse(const char *s) {
   size_t i;
@@ -46,11 +48,11 @@ void cm_log(cm_log_level_t level, const char *fmt, ...) {
     return;
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
-  n = snprintf(line, sizeof(line),
-               "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s: ",
-               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-               tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-               level_names[level], log_component);
+  n = snprintf(
+      line, sizeof(line),
+      "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s: ", tm.tm_year + 1900,
+      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+      (int)(tv.tv_usec / 1000), level_names[level], log_component);
   va_start(ap, fmt);
   m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
   va_end(ap);

@@ -33,8 +33,8 @@ static int fail_config(const char *prog, const char *why) {
 }
 
 /* file, then environment, then flags (a second pass, so that they win) */
-static int load_config(cm_config_t *conf, int argc, char **argv,
-                       int *want_help, char *errstr, size_t errstr_size) {
+static int load_config(cm_config_t *conf, int argc, char **argv, int *want_help,
+                       char *errstr, size_t errstr_size) {
   cm_config_t scratch;
   const char *path = NULL;
   int r;
@@ -50,8 +50,8 @@ static int load_config(cm_config_t *conf, int argc, char **argv,
     return CM_ERR_CONFIG;
   if (cm_config_load_env(conf, environ, errstr, errstr_size))
     return CM_ERR_CONFIG;
-  if (cm_config_parse_args(conf, argc - 1, argv + 1, want_help, &path,
-                           errstr, errstr_size))
+  if (cm_config_parse_args(conf, argc - 1, argv + 1, want_help, &path, errstr,
+                           errstr_size))
     return CM_ERR_CONFIG;
   return cm_config_validate(conf, errstr, errstr_size);
 }

@@ -42,9 +42,9 @@ typedef struct tdesc_s {
 } tdesc_t;
 
 static const tdesc_t tdescs[] = {
-  {CM_TABLE_USER, "mirror_user", 1, {"email_norm"}},
-  {CM_TABLE_PATIENT, "mirror_patient", 2, {"phone_norm", "email_norm"}},
-  {CM_TABLE_APPOINTMENT, "mirror_appointment", 0, {NULL}},
+    {CM_TABLE_USER, "mirror_user", 1, {"email_norm"}},
+    {CM_TABLE_PATIENT, "mirror_patient", 2, {"phone_norm", "email_norm"}},
+    {CM_TABLE_APPOINTMENT, "mirror_appointment", 0, {NULL}},
 };
 #define N_TDESC (int)(sizeof(tdescs) / sizeof(tdescs[0]))
 
@@ -197,14 +197,16 @@ static cm_item_t **select_items(cm_batch_t *batch, cm_table_t table, int *n) {
   if (!v)
     return NULL;
   for (i = 0; i < batch->cnt; i++)
-    if (batch->items[i].outcome == CM_OUT_PENDING &&
-        batch->items[i].decoded && batch->items[i].ev.table == table)
+    if (batch->items[i].outcome == CM_OUT_PENDING && batch->items[i].decoded &&
+        batch->items[i].ev.table == table)
       v[(*n)++] = &batch->items[i];
   qsort(v, (size_t)*n, sizeof(*v), cmp_item);
   return v;
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
 
 static int64_t parse_i64(const char *s) {
   return s ? strtoll(s, NULL, 10) : 0;
@@ -245,8 +247,7 @@ static void load_states(PGresult *res, const tdesc_t *td, state_t *st,
 }
 
 /* Recomputes the grouping keys of a folded row. */
-static void set_extras(const cm_mirror_t *m, const tdesc_t *td,
-                       state_t *s) {
+static void set_extras(const cm_mirror_t *m, const tdesc_t *td, state_t *s) {
   char norm[NORM_MAX];
   int ncols, i;
   const char *src;
@@ -257,7 +258,7 @@ static void set_extras(const cm_mirror_t *m, const tdesc_t *td,
     s->vals[ncols + i] = NULL;
     if (strcmp(td->extra[i], "email_norm") == 0) {
       src = s->vals[td->table == CM_TABLE_USER ? CM_USER_EMAIL
-                                                : CM_PATIENT_EMAIL];
+                                               : CM_PATIENT_EMAIL];
       if (cm_email_normalize(src, norm, sizeof(norm)))
         s->vals[ncols + i] = strdup(norm);
     } else {
@@ -431,8 +432,7 @@ static int fill_touched(const tdesc_t *td, const state_t *st, int n_st,
 }
 
 static int lock_rows(cm_db_t *db, const tsql_t *q, const tdesc_t *td,
-                     state_t *st, int n_st, char *errstr,
-                     size_t errstr_size) {
+                     state_t *st, int n_st, char *errstr, size_t errstr_size) {
   const char *params[1];
   PGresult *res;
   int64_t *idv = malloc(sizeof(*idv) * (size_t)n_st);
@@ -475,8 +475,7 @@ static void mark_overtaken(PGresult *res, state_t *st, int n_st,
   for (i = 0, k = 0; i < n; i++) {
     while (st[k].id != items[i]->ev.key)
       k++;
-    if (st[k].changed && !st[k].exists &&
-        items[i]->outcome == CM_OUT_APPLIED) {
+    if (st[k].changed && !st[k].exists && items[i]->outcome == CM_OUT_APPLIED) {
       items[i]->outcome = CM_OUT_STALE;
       st[k].changed = 0;
     }

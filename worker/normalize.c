@@ -23,8 +23,12 @@ static size_t space_len(const unsigned char *p, size_t avail) {
   if (avail == 0)
     return 0;
   switch (p[0]) {
-  case ' ': case '\t': case '\n': case '\v': case '\f': case '\r':
-    return 1;
+  case ' ':
+  case '\t':
+  case '\n':
+  case '\v':
+  case '\f':
+  case '\r': return 1;
   case 0xC2: /* U+0085 next line, U+00A0 no-break space */
     if (avail >= 2 && (p[1] == 0x85 || p[1] == 0xA0))
       return 2;
@@ -37,8 +41,8 @@ static size_t space_len(const unsigned char *p, size_t avail) {
     if (avail < 3)
       return 0;
     /* U+2000..U+200D spaces and zero-widths, U+2028/9, U+202F */
-    if (p[1] == 0x80 && (p[2] <= 0x8D || p[2] == 0xA8 || p[2] == 0xA9 ||
-                         p[2] == 0xAF))
+    if (p[1] == 0x80 &&
+        (p[2] <= 0x8D || p[2] == 0xA8 || p[2] == 0xA9 || p[2] == 0xAF))
       return 3;
     /* U+205F medium mathematical space, U+2060 word joiner */
     if (p[1] == 0x81 && (p[2] == 0x9F || p[2] == 0xA0))
@@ -52,8 +56,7 @@ static size_t space_len(const unsigned char *p, size_t avail) {
     if (avail >= 3 && p[1] == 0xBB && p[2] == 0xBF)
       return 3;
     return 0;
-  default:
-    return 0;
+  default: return 0;
   }
 }
 
@@ -71,7 +74,9 @@ static size_t space_len_before(const unsigned char *s, size_t end) {
 }
 
 /* Returns 1 if the byte is an ASCII control character, else 0. */
-static int is_control(unsigned char c) { return c < 0x20 || c == 0x7F; }
+static int is_control(unsigned char c) {
+  return c < 0x20 || c == 0x7F;
+}
 
 /*
  * Checks the trimmed text s[0..len): no white space or control characters

@@ -84,8 +84,8 @@ int region_valid(const char *region) {
 
 } // namespace
 
-extern "C" int cm_phone_normalize(const char *in, const char *region,
-                                  char *out, size_t out_size) {
+extern "C" int cm_phone_normalize(const char *in, const char *region, char *out,
+                                  size_t out_size) {
   if (out != nullptr && out_size > 0)
     out[0] = '\0';
   if (in == nullptr || region == nullptr || out == nullptr || out_size == 0)

@@ -110,8 +110,8 @@ void cm_idset_sort(cm_idset_t *set) {
 }
 
 int cm_idset_has(const cm_idset_t *set, int64_t id) {
-  return set->n > 0 && bsearch(&id, set->v, (size_t)set->n, sizeof(int64_t),
-                               cmp_id) != NULL;
+  return set->n > 0 &&
+         bsearch(&id, set->v, (size_t)set->n, sizeof(int64_t), cmp_id) != NULL;
 }
 
 void cm_idset_clear(cm_idset_t *set) {

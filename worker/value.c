@@ -50,28 +50,20 @@ void cm_timestamp_format(int64_t us, char *buf, size_t size) {
     days -= 1;
   }
   civil_from_days(days, &y, &m, &d);
-  snprintf(buf, size,
-           "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%06" PRId64 "Z", y, m, d,
-           (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), frac);
+  snprintf(buf, size, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%06" PRId64 "Z",
+           y, m, d, (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60),
+           frac);
 }
 
 const char *cm_value_text(const cm_value_t *v, char *buf, size_t size) {
   switch (v->kind) {
-  case CM_VAL_TEXT:
-    return v->s;
-  case CM_VAL_INT:
-    snprintf(buf, size, "%" PRId64, v->i);
-    return buf;
+  case CM_VAL_TEXT: return v->s;
+  case CM_VAL_INT: snprintf(buf, size, "%" PRId64, v->i); return buf;
   case CM_VAL_BOOL:
     snprintf(buf, size, "%s", v->i ? "true" : "false");
     return buf;
-  case CM_VAL_DATE:
-    cm_date_format(v->i, buf, size);
-    return buf;
-  case CM_VAL_TIMESTAMP:
-    cm_timestamp_format(v->i, buf, size);
-    return buf;
-  default:
-    return NULL;
+  case CM_VAL_DATE: cm_date_format(v->i, buf, size); return buf;
+  case CM_VAL_TIMESTAMP: cm_timestamp_format(v->i, buf, size); return buf;
+  default: return NULL;
   }
 }

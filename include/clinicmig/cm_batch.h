@@ -21,9 +21,9 @@
 typedef enum cm_outcome_e {
   CM_OUT_PENDING = 0,
   CM_OUT_APPLIED,
-  CM_OUT_STALE,        /**< at or below the stored position: skipped */
-  CM_OUT_SKIPPED,      /**< not a row change (tombstone, message, ...) */
-  CM_OUT_DEAD_LETTER,  /**< sent to the dead-letter topic */
+  CM_OUT_STALE,       /**< at or below the stored position: skipped */
+  CM_OUT_SKIPPED,     /**< not a row change (tombstone, message, ...) */
+  CM_OUT_DEAD_LETTER, /**< sent to the dead-letter topic */
 } cm_outcome_t;
 
 typedef struct cm_item_s {
@@ -31,13 +31,13 @@ typedef struct cm_item_s {
   const char *topic;
   int32_t partition;
   int64_t offset;
-  int decoded;             /**< ev holds an event */
+  int decoded; /**< ev holds an event */
   cm_event_t ev;
   cm_outcome_t outcome;
-  cm_outcome_t initial;    /**< outcome after decoding: where a retried
-                                transaction starts from */
-  int dlq_sent;            /**< queued for the dead-letter topic */
-  char reason[256];        /**< why skipped or dead-lettered */
+  cm_outcome_t initial; /**< outcome after decoding: where a retried
+                             transaction starts from */
+  int dlq_sent;         /**< queued for the dead-letter topic */
+  char reason[256];     /**< why skipped or dead-lettered */
 } cm_item_t;
 
 typedef struct cm_batch_s {

@@ -24,22 +24,22 @@ typedef struct cm_kv_s {
 } cm_kv_t;
 
 typedef struct cm_config_s {
-  char *db_conninfo;      /**< libpq connection string */
-  char *group_id;         /**< consumer group */
-  char *topic_prefix;     /**< Debezium topic.prefix, e.g. "legacy" */
-  char *source_schema;    /**< legacy schema in topic names, "public" */
+  char *db_conninfo;   /**< libpq connection string */
+  char *group_id;      /**< consumer group */
+  char *topic_prefix;  /**< Debezium topic.prefix, e.g. "legacy" */
+  char *source_schema; /**< legacy schema in topic names, "public" */
   char *topic_replay;
   char *topic_dlq;
-  char *schema_domain;    /**< "v2" */
-  char *schema_book;      /**< "clinicmig" */
-  char *phone_region;     /**< "RU" */
+  char *schema_domain; /**< "v2" */
+  char *schema_book;   /**< "clinicmig" */
+  char *phone_region;  /**< "RU" */
   cm_match_t patients_match;
   int batch_max_events;
   int batch_max_ms;
-  int db_retry_max_ms;    /**< cap of the reconnect backoff */
+  int db_retry_max_ms; /**< cap of the reconnect backoff */
   int log_level;
   char *worker_id;
-  cm_kv_t *kafka;         /**< kafka.* properties, without the prefix */
+  cm_kv_t *kafka; /**< kafka.* properties, without the prefix */
   int kafka_cnt;
 } cm_config_t;
 
@@ -76,8 +76,8 @@ int cm_config_load_env(cm_config_t *conf, char **envp, char *errstr,
  * @returns 0, or CM_ERR_CONFIG with "flag: reason".
  */
 int cm_config_parse_args(cm_config_t *conf, int argc, char **argv,
-                         int *want_help, const char **config_path,
-                         char *errstr, size_t errstr_size);
+                         int *want_help, const char **config_path, char *errstr,
+                         size_t errstr_size);
 
 /** @brief Checks options that depend on each other. */
 int cm_config_validate(const cm_config_t *conf, char *errstr,

@@ -64,8 +64,8 @@ int cm_derive_lock(cm_db_t *db, cm_strset_t *want, cm_strset_t *held,
  * @param refs  patient ids that touched appointments name: only locked.
  */
 int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
-                       const cm_idset_t *refs, cm_strset_t *held,
-                       char *errstr, size_t errstr_size);
+                       const cm_idset_t *refs, cm_strset_t *held, char *errstr,
+                       size_t errstr_size);
 
 /** The statements of derive_patient.c, prepared by cm_derive_new(). */
 typedef struct cm_patient_sql_s {

@@ -24,8 +24,7 @@ typedef struct cm_dlq_s cm_dlq_t;
  * @brief Creates the dead-letter producer from the worker's kafka.*
  *        properties. @returns NULL with the reason in @p errstr.
  */
-cm_dlq_t *cm_dlq_new(const cm_config_t *conf, char *errstr,
-                     size_t errstr_size);
+cm_dlq_t *cm_dlq_new(const cm_config_t *conf, char *errstr, size_t errstr_size);
 
 void cm_dlq_destroy(cm_dlq_t *dlq);
 

@@ -40,26 +40,62 @@ typedef enum cm_coltype_e {
 
 /** One column of a legacy table. */
 typedef struct cm_column_s {
-  const char *name;  /**< the legacy (Prisma) name, e.g. "clinicId" */
-  const char *sql;   /**< the snake_case name used in the mirror */
+  const char *name; /**< the legacy (Prisma) name, e.g. "clinicId" */
+  const char *sql;  /**< the snake_case name used in the mirror */
   cm_coltype_t type;
-  int nullable;      /**< 0: NOT NULL (required in a row image) */
+  int nullable; /**< 0: NOT NULL (required in a row image) */
 } cm_column_t;
 
 /* Column indices, in the order cm_table_columns() returns them. */
-enum { CM_CLINIC_ID, CM_CLINIC_NAME, CM_CLINIC_CREATED_AT,
-       CM_CLINIC_UPDATED_AT, CM_CLINIC__CNT };
-enum { CM_USER_ID, CM_USER_CLINIC_ID, CM_USER_EMAIL, CM_USER_PHONE,
-       CM_USER_FIRST_NAME, CM_USER_LAST_NAME, CM_USER_ROLE,
-       CM_USER_SPECIALIZATION, CM_USER_LICENSE_NUMBER, CM_USER_IS_ACTIVE,
-       CM_USER_CREATED_AT, CM_USER_UPDATED_AT, CM_USER__CNT };
-enum { CM_PATIENT_ID, CM_PATIENT_CLINIC_ID, CM_PATIENT_FIRST_NAME,
-       CM_PATIENT_LAST_NAME, CM_PATIENT_MIDDLE_NAME, CM_PATIENT_BIRTH_DATE,
-       CM_PATIENT_GENDER, CM_PATIENT_PHONE, CM_PATIENT_EMAIL,
-       CM_PATIENT_CREATED_AT, CM_PATIENT_UPDATED_AT, CM_PATIENT__CNT };
-enum { CM_APPT_ID, CM_APPT_CLINIC_ID, CM_APPT_DOCTOR_ID, CM_APPT_PATIENT_ID,
-       CM_APPT_STARTS_AT, CM_APPT_ENDS_AT, CM_APPT_STATUS, CM_APPT_REASON,
-       CM_APPT_CREATED_AT, CM_APPT_UPDATED_AT, CM_APPT__CNT };
+enum {
+  CM_CLINIC_ID,
+  CM_CLINIC_NAME,
+  CM_CLINIC_CREATED_AT,
+  CM_CLINIC_UPDATED_AT,
+  CM_CLINIC__CNT
+};
+enum {
+  CM_USER_ID,
+  CM_USER_CLINIC_ID,
+  CM_USER_EMAIL,
+  CM_USER_PHONE,
+  CM_USER_FIRST_NAME,
+  CM_USER_LAST_NAME,
+  CM_USER_ROLE,
+  CM_USER_SPECIALIZATION,
+  CM_USER_LICENSE_NUMBER,
+  CM_USER_IS_ACTIVE,
+  CM_USER_CREATED_AT,
+  CM_USER_UPDATED_AT,
+  CM_USER__CNT
+};
+enum {
+  CM_PATIENT_ID,
+  CM_PATIENT_CLINIC_ID,
+  CM_PATIENT_FIRST_NAME,
+  CM_PATIENT_LAST_NAME,
+  CM_PATIENT_MIDDLE_NAME,
+  CM_PATIENT_BIRTH_DATE,
+  CM_PATIENT_GENDER,
+  CM_PATIENT_PHONE,
+  CM_PATIENT_EMAIL,
+  CM_PATIENT_CREATED_AT,
+  CM_PATIENT_UPDATED_AT,
+  CM_PATIENT__CNT
+};
+enum {
+  CM_APPT_ID,
+  CM_APPT_CLINIC_ID,
+  CM_APPT_DOCTOR_ID,
+  CM_APPT_PATIENT_ID,
+  CM_APPT_STARTS_AT,
+  CM_APPT_ENDS_AT,
+  CM_APPT_STATUS,
+  CM_APPT_REASON,
+  CM_APPT_CREATED_AT,
+  CM_APPT_UPDATED_AT,
+  CM_APPT__CNT
+};
 
 #define CM_MAX_COLS 12
 
@@ -86,14 +122,14 @@ typedef enum cm_snapshot_e {
 } cm_snapshot_t;
 
 typedef enum cm_val_kind_e {
-  CM_VAL_ABSENT = 0,   /**< not in the row image */
-  CM_VAL_NULL,         /**< SQL NULL */
-  CM_VAL_INT,          /**< .i */
-  CM_VAL_BOOL,         /**< .i is 0 or 1 */
-  CM_VAL_TEXT,         /**< .s, NUL-terminated, owned by the event */
-  CM_VAL_DATE,         /**< .i: days since 1970-01-01 */
-  CM_VAL_TIMESTAMP,    /**< .i: microseconds since 1970-01-01T00:00:00Z */
-  CM_VAL_UNAVAILABLE,  /**< Debezium's unchanged-TOAST placeholder */
+  CM_VAL_ABSENT = 0,  /**< not in the row image */
+  CM_VAL_NULL,        /**< SQL NULL */
+  CM_VAL_INT,         /**< .i */
+  CM_VAL_BOOL,        /**< .i is 0 or 1 */
+  CM_VAL_TEXT,        /**< .s, NUL-terminated, owned by the event */
+  CM_VAL_DATE,        /**< .i: days since 1970-01-01 */
+  CM_VAL_TIMESTAMP,   /**< .i: microseconds since 1970-01-01T00:00:00Z */
+  CM_VAL_UNAVAILABLE, /**< Debezium's unchanged-TOAST placeholder */
 } cm_val_kind_t;
 
 typedef struct cm_value_s {
@@ -110,9 +146,9 @@ typedef struct cm_value_s {
 typedef struct cm_event_s {
   cm_table_t table;
   cm_op_t op;
-  int64_t key;          /**< primary key, from the Kafka message key */
-  int has_lsn;          /**< 1 if source.lsn is present */
-  int64_t lsn;          /**< source.lsn */
+  int64_t key; /**< primary key, from the Kafka message key */
+  int has_lsn; /**< 1 if source.lsn is present */
+  int64_t lsn; /**< source.lsn */
   int has_tx_id;
   int64_t tx_id;        /**< source.txId (a 32-bit xid as Debezium sends it) */
   int64_t ts_ms;        /**< envelope ts_ms (0 if absent) */

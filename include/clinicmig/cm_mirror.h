@@ -49,8 +49,9 @@ void cm_mirror_destroy(cm_mirror_t *m);
  * fills @p touched, its sets sorted (free with cm_touched_clear()).
  * @returns 0 or a cm_db_exec() error with the reason in @p errstr.
  */
-int cm_mirror_apply(cm_mirror_t *m, cm_db_t *db, cm_table_t table, cm_batch_t *batch,
-                    cm_touched_t *touched, char *errstr, size_t errstr_size);
+int cm_mirror_apply(cm_mirror_t *m, cm_db_t *db, cm_table_t table,
+                    cm_batch_t *batch, cm_touched_t *touched, char *errstr,
+                    size_t errstr_size);
 
 void cm_touched_clear(cm_touched_t *t);
 

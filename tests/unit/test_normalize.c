@@ -58,8 +58,7 @@ static void run_phone_table(const char *what, const phone_case_t *cases,
 
   for (i = 0; i < n; i++) {
     memset(out, 'X', sizeof(out));
-    got = cm_phone_normalize(cases[i].in, cases[i].region, out,
-                             sizeof(out));
+    got = cm_phone_normalize(cases[i].in, cases[i].region, out, sizeof(out));
     check_key(what, i, cases[i].in, cases[i].want, got, out);
   }
 }
@@ -213,8 +212,7 @@ static void test_phone_bad_args(void **state) {
   assert_string_equal(out, "");
   assert_int_equal(
       cm_phone_normalize("+7 912 345 67 89", NULL, out, sizeof(out)), 0);
-  assert_int_equal(cm_phone_normalize("+7 912 345 67 89", "RU", NULL, 64),
-                   0);
+  assert_int_equal(cm_phone_normalize("+7 912 345 67 89", "RU", NULL, 64), 0);
   out[0] = 'X';
   assert_int_equal(cm_phone_normalize("+7 912 345 67 89", "RU", out, 0), 0);
   assert_int_equal(out[0], 'X');
@@ -297,11 +295,22 @@ static void test_email_ok(void **state) {
       {"x@y", "x@y"},
       {"First+Tag@Example.COM", "first+tag@example.com"},
       /* no-break space, narrow no-break space, BOM, ideographic space */
-      {"\xC2\xA0" "a@b.c" "\xC2\xA0", "a@b.c"},
+      {"\xC2\xA0"
+       "a@b.c"
+       "\xC2\xA0",
+       "a@b.c"},
       {"a@b.c\xE2\x80\xAF", "a@b.c"},
-      {"\xEF\xBB\xBF" "Doc@Clinic.ru", "doc@clinic.ru"},
-      {"\xE3\x80\x80" "a@b.c" "\xE3\x80\x80 ", "a@b.c"},
-      {"\xE2\x80\x8B" "a@b.c" "\xE2\x80\x8B", "a@b.c"},
+      {"\xEF\xBB\xBF"
+       "Doc@Clinic.ru",
+       "doc@clinic.ru"},
+      {"\xE3\x80\x80"
+       "a@b.c"
+       "\xE3\x80\x80 ",
+       "a@b.c"},
+      {"\xE2\x80\x8B"
+       "a@b.c"
+       "\xE2\x80\x8B",
+       "a@b.c"},
       /* only ASCII is lower-cased; other bytes are kept */
       {"\xD0\x98\xD0\xB2\xD0\xB0\xD0\xBD@Mail.RU",
        "\xD0\x98\xD0\xB2\xD0\xB0\xD0\xBD@mail.ru"},
@@ -328,8 +337,12 @@ static void test_email_no_key(void **state) {
       {"a b@c.d", NULL},
       {"a@c .d", NULL},
       {"a\tb@c.d", NULL},
-      {"a\xC2\xA0" "b@c.d", NULL},
-      {"a@b\xE2\x80\x83" "c", NULL},
+      {"a\xC2\xA0"
+       "b@c.d",
+       NULL},
+      {"a@b\xE2\x80\x83"
+       "c",
+       NULL},
       {"a\x01@b", NULL},
       {"a@b\x7F", NULL},
       /* a truncated UTF-8 sequence is not white space: kept */

@@ -420,10 +420,9 @@ static rd_kafka_t *kt_query_client(kt_tool_t *tool) {
 
   if (tool->query != NULL)
     return tool->query;
-  tool->query = kt_handle_new(
-      RD_KAFKA_CONSUMER, "clinicmig-kafka-query",
-      rd_kafka_mock_cluster_bootstraps(tool->mcluster), errstr,
-      sizeof(errstr));
+  tool->query = kt_handle_new(RD_KAFKA_CONSUMER, "clinicmig-kafka-query",
+                              rd_kafka_mock_cluster_bootstraps(tool->mcluster),
+                              errstr, sizeof(errstr));
   if (tool->query == NULL)
     cm_error("could not create the query client: %s", errstr);
   return tool->query;
@@ -502,8 +501,7 @@ static int kt_cmd_topic(kt_tool_t *tool, int argc, char **argv) {
   if (!kt_topic_name_ok(argv[1], strlen(argv[1])))
     return kt_reply_error(tool, "invalid topic name");
   if (kt_parse_int(argv[2], 1, KT_MAX_PARTITIONS, &partitions))
-    return kt_reply_error(tool, "partitions must be 1..%d",
-                          KT_MAX_PARTITIONS);
+    return kt_reply_error(tool, "partitions must be 1..%d", KT_MAX_PARTITIONS);
   return kt_mock_result(tool,
                         rd_kafka_mock_topic_create(tool->mcluster, argv[1],
                                                    partitions,
@@ -699,8 +697,7 @@ static int kt_topic_partitions(kt_tool_t *tool, rd_kafka_t *rk,
  * watermarks into *sum_low instead. One request per partition to its
  * leader: a partition whose leader is down fails the whole query.
  */
-static int kt_watermarks(kt_tool_t *tool, const char *topic,
-                         int64_t *sum_low) {
+static int kt_watermarks(kt_tool_t *tool, const char *topic, int64_t *sum_low) {
   rd_kafka_t *rk = kt_query_client(tool);
   kt_parts_t parts;
   int p;
@@ -724,8 +721,7 @@ static int kt_watermarks(kt_tool_t *tool, const char *topic,
     if (sum_low != NULL)
       *sum_low += lo;
     else
-      kt_reply_add(tool, "%s%d:%" PRId64 ":%" PRId64, p ? " " : "", p, lo,
-                   hi);
+      kt_reply_add(tool, "%s%d:%" PRId64 ":%" PRId64, p ? " " : "", p, lo, hi);
   }
   return 0;
 }
@@ -745,7 +741,9 @@ static int kt_cmd_dropped(kt_tool_t *tool, int argc, char **argv) {
   return 0;
 }
 
-static int kt_cmd_ping(kt_tool_t *tool, int argc, char **argv) { return 0; }
+static int kt_cmd_ping(kt_tool_t *tool, int argc, char **argv) {
+  return 0;
+}
 
 static int kt_cmd_quit(kt_tool_t *tool, int argc, char **argv) {
   tool->quit = 1;

@@ -69,21 +69,31 @@ typedef struct opts_s {
   int show_values, json, help;
 } opts_t;
 
-enum { O_LEGACY = 256, O_TARGET, O_LSCHEMA, O_DSCHEMA, O_REGION, O_MATCH,
-       O_MAXDIFFS, O_SHOW, O_JSON, O_HELP };
+enum {
+  O_LEGACY = 256,
+  O_TARGET,
+  O_LSCHEMA,
+  O_DSCHEMA,
+  O_REGION,
+  O_MATCH,
+  O_MAXDIFFS,
+  O_SHOW,
+  O_JSON,
+  O_HELP
+};
 
 static const struct option long_opts[] = {
-  {"legacy", required_argument, NULL, O_LEGACY},
-  {"target", required_argument, NULL, O_TARGET},
-  {"legacy-schema", required_argument, NULL, O_LSCHEMA},
-  {"domain-schema", required_argument, NULL, O_DSCHEMA},
-  {"phone-region", required_argument, NULL, O_REGION},
-  {"patients-match", required_argument, NULL, O_MATCH},
-  {"max-diffs", required_argument, NULL, O_MAXDIFFS},
-  {"show-values", no_argument, NULL, O_SHOW},
-  {"json", no_argument, NULL, O_JSON},
-  {"help", no_argument, NULL, O_HELP},
-  {NULL, 0, NULL, 0},
+    {"legacy", required_argument, NULL, O_LEGACY},
+    {"target", required_argument, NULL, O_TARGET},
+    {"legacy-schema", required_argument, NULL, O_LSCHEMA},
+    {"domain-schema", required_argument, NULL, O_DSCHEMA},
+    {"phone-region", required_argument, NULL, O_REGION},
+    {"patients-match", required_argument, NULL, O_MATCH},
+    {"max-diffs", required_argument, NULL, O_MAXDIFFS},
+    {"show-values", no_argument, NULL, O_SHOW},
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 /* One line on stderr: what went wrong. */
@@ -128,9 +138,7 @@ static int set_opt(opts_t *o, int c, const char *arg) {
       return 0;
     fail("--max-diffs wants a whole number from 0, not \"%s\"", arg);
     return -1;
-  default:
-    fail("unknown option (see --help)");
-    return -1;
+  default: fail("unknown option (see --help)"); return -1;
   }
 }
 
@@ -234,10 +242,10 @@ static int load(run_t *r, const opts_t *o, char *errstr, size_t size) {
   if (o->target && strcmp(o->target, o->legacy) != 0)
     r->target = or_db_connect(o->target, "target", errstr, size);
   if (!r->target ||
-      or_db_read_legacy(r->legacy, o->legacy_schema, r->arena, &legacy,
-                        errstr, size) != 0 ||
-      or_db_read_domain(r->target, o->domain_schema, r->arena, r->found,
-                        errstr, size) != 0)
+      or_db_read_legacy(r->legacy, o->legacy_schema, r->arena, &legacy, errstr,
+                        size) != 0 ||
+      or_db_read_domain(r->target, o->domain_schema, r->arena, r->found, errstr,
+                        size) != 0)
     return -1;
   if (or_map(&legacy, o->region, strcmp(o->match, "strict") == 0, r->arena,
              r->want) != 0) {

@@ -25,12 +25,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { U_ID, U_CLINIC, U_EMAIL, U_ROLE, U_FIRST, U_LAST, U_SPEC, U_LICENSE,
-       U_ACTIVE, U_RECENCY, U_NCOLS };
-enum { P_ID, P_CLINIC, P_FIRST, P_LAST, P_MIDDLE, P_BIRTH, P_GENDER,
-       P_PHONE, P_EMAIL, P_RECENCY, P_NCOLS };
-enum { A_ID, A_CLINIC, A_DOCTOR, A_PATIENT, A_STARTS, A_ENDS, A_STATUS,
-       A_REASON, A_NCOLS };
+enum {
+  U_ID,
+  U_CLINIC,
+  U_EMAIL,
+  U_ROLE,
+  U_FIRST,
+  U_LAST,
+  U_SPEC,
+  U_LICENSE,
+  U_ACTIVE,
+  U_RECENCY,
+  U_NCOLS
+};
+enum {
+  P_ID,
+  P_CLINIC,
+  P_FIRST,
+  P_LAST,
+  P_MIDDLE,
+  P_BIRTH,
+  P_GENDER,
+  P_PHONE,
+  P_EMAIL,
+  P_RECENCY,
+  P_NCOLS
+};
+enum {
+  A_ID,
+  A_CLINIC,
+  A_DOCTOR,
+  A_PATIENT,
+  A_STARTS,
+  A_ENDS,
+  A_STATUS,
+  A_REASON,
+  A_NCOLS
+};
 
 static const char user_sql[] =
     "SELECT id, \"clinicId\", email, role, \"firstName\", \"lastName\","
@@ -87,8 +118,8 @@ PGconn *or_db_connect(const char *conninfo, const char *what, char *errstr,
   res = PQexec(conn, setup);
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {
     first_line(PQerrorMessage(conn), line, sizeof(line));
-    snprintf(errstr, errstr_size, "could not set up the %s session: %s",
-             what, line);
+    snprintf(errstr, errstr_size, "could not set up the %s session: %s", what,
+             line);
     PQclear(res);
     PQfinish(conn);
     return NULL;
@@ -272,8 +303,7 @@ static int appt_cmp(const void *x, const void *y) {
  * id in *dup.
  */
 static int sort_unique(void *base, size_t n, size_t size,
-                       int (*cmp)(const void *, const void *),
-                       int64_t *dup) {
+                       int (*cmp)(const void *, const void *), int64_t *dup) {
   const char *p = base;
   size_t i;
 
@@ -295,8 +325,7 @@ typedef int (*filler_t)(const PGresult *, or_arena_t *, or_legacy_t *);
 static int read_one(PGconn *conn, const char *schema, const char *table,
                     const char *sql, int ncols, filler_t fill, or_arena_t *a,
                     or_legacy_t *l, char *errstr, size_t errstr_size) {
-  PGresult *res = query(conn, sql, schema, table, ncols, errstr,
-                        errstr_size);
+  PGresult *res = query(conn, sql, schema, table, ncols, errstr, errstr_size);
   int rc;
 
   if (!res)
@@ -307,8 +336,8 @@ static int read_one(PGconn *conn, const char *schema, const char *table,
   if (rc == -1)
     snprintf(errstr, errstr_size, "out of memory");
   else if (rc < 0)
-    snprintf(errstr, errstr_size, "%s.%s: a row has no usable id",
-             schema, table);
+    snprintf(errstr, errstr_size, "%s.%s: a row has no usable id", schema,
+             table);
   return rc < 0 ? -1 : 0;
 }
 
@@ -318,15 +347,15 @@ int or_db_read_legacy(PGconn *conn, const char *schema, or_arena_t *a,
   const char *table = NULL;
 
   memset(out, 0, sizeof(*out));
-  if (read_one(conn, schema, "\"User\"", user_sql, U_NCOLS, fill_users, a,
-               out, errstr, errstr_size) != 0 ||
-      read_one(conn, schema, "\"Patient\"", patient_sql, P_NCOLS,
-               fill_patients, a, out, errstr, errstr_size) != 0 ||
-      read_one(conn, schema, "\"Appointment\"", appt_sql, A_NCOLS,
-               fill_appts, a, out, errstr, errstr_size) != 0)
+  if (read_one(conn, schema, "\"User\"", user_sql, U_NCOLS, fill_users, a, out,
+               errstr, errstr_size) != 0 ||
+      read_one(conn, schema, "\"Patient\"", patient_sql, P_NCOLS, fill_patients,
+               a, out, errstr, errstr_size) != 0 ||
+      read_one(conn, schema, "\"Appointment\"", appt_sql, A_NCOLS, fill_appts,
+               a, out, errstr, errstr_size) != 0)
     return -1;
-  if (sort_unique(out->user, out->n_user, sizeof(or_user_t), user_cmp,
-                  &dup) != 0)
+  if (sort_unique(out->user, out->n_user, sizeof(or_user_t), user_cmp, &dup) !=
+      0)
     table = "\"User\"";
   else if (sort_unique(out->patient, out->n_patient, sizeof(or_patient_t),
                        patient_cmp, &dup) != 0)
@@ -369,8 +398,7 @@ static int read_domain_table(PGconn *conn, const char *schema,
 
   if (domain_select(t, head, sizeof(head)) != 0)
     return -1;
-  res = query(conn, head, schema, t->name, t->ncols + 1, errstr,
-              errstr_size);
+  res = query(conn, head, schema, t->name, t->ncols + 1, errstr, errstr_size);
   if (!res)
     return -1;
   if (or_arena_adopt(a, res) != 0) {

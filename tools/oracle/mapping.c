@@ -38,16 +38,15 @@
 
 /* A doctor or patient with its key, for sorting into buckets. */
 typedef struct keyed_s {
-  const char *key;    /* NULL: no key */
-  const char *birth;  /* patients: birth date text, NULL if unknown */
-  size_t idx;         /* index in the legacy array: its id order */
+  const char *key;   /* NULL: no key */
+  const char *birth; /* patients: birth date text, NULL if unknown */
+  size_t idx;        /* index in the legacy array: its id order */
 } keyed_t;
 
 static const char *email_key(or_arena_t *a, const char *email) {
   char key[KEY_MAX];
 
-  return cm_email_normalize(email, key, sizeof(key)) ? or_strdup(a, key)
-                                                     : NULL;
+  return cm_email_normalize(email, key, sizeof(key)) ? or_strdup(a, key) : NULL;
 }
 
 static const char *phone_key(or_arena_t *a, const char *phone,
@@ -56,9 +55,8 @@ static const char *phone_key(or_arena_t *a, const char *phone,
 
   if (!phone)
     return NULL;
-  return cm_phone_normalize(phone, region, key, sizeof(key))
-             ? or_strdup(a, key)
-             : NULL;
+  return cm_phone_normalize(phone, region, key, sizeof(key)) ? or_strdup(a, key)
+                                                             : NULL;
 }
 
 /* Orders by key (NULL last), then birth date (NULL first), then index. */
@@ -115,9 +113,8 @@ static long find_id(const void *base, size_t n, size_t size, int64_t id) {
 /* ---- doctors ------------------------------------------------------ */
 
 /* Emits one doctor group k[0..n), its users in id order. */
-static int emit_doctors(const or_legacy_t *l, or_arena_t *a,
-                        const keyed_t *k, size_t n, or_rows_t *gd,
-                        or_rows_t *cd) {
+static int emit_doctors(const or_legacy_t *l, or_arena_t *a, const keyed_t *k,
+                        size_t n, or_rows_t *gd, or_rows_t *cd) {
   const or_user_t *anchor = &l->user[k[0].idx], *best = anchor, *u;
   const char **v;
   size_t i;
@@ -161,8 +158,7 @@ static unsigned char *doctor_flags(const or_legacy_t *l, or_arena_t *a) {
   for (i = 0; i < l->n_appt; i++) {
     if (!l->appt[i].has_doctor)
       continue;
-    at = find_id(l->user, l->n_user, sizeof(or_user_t),
-                 l->appt[i].doctor_id);
+    at = find_id(l->user, l->n_user, sizeof(or_user_t), l->appt[i].doctor_id);
     if (at >= 0)
       is_doc[at] = 1;
   }
@@ -240,8 +236,8 @@ static void link_bucket(size_t *parent, const keyed_t *k, size_t n,
 }
 
 /* Links the patients that share a key of @p keys (one per patient). */
-static int link_by_key(const or_legacy_t *l, const char **keys,
-                       size_t *parent, int strict, or_arena_t *a) {
+static int link_by_key(const or_legacy_t *l, const char **keys, size_t *parent,
+                       int strict, or_arena_t *a) {
   keyed_t *k = or_alloc(a, (l->n_patient + 1) * sizeof(keyed_t));
   size_t i, j, n = 0;
 
@@ -311,8 +307,7 @@ static int map_patients(const or_legacy_t *l, const char *region, int strict,
     emails[i] = email_key(a, l->patient[i].email);
     parent[i] = i;
   }
-  if (or_arena_failed(a) ||
-      link_by_key(l, phones, parent, strict, a) != 0 ||
+  if (or_arena_failed(a) || link_by_key(l, phones, parent, strict, a) != 0 ||
       link_by_key(l, emails, parent, strict, a) != 0 ||
       emit_global_patients(l, parent, a, gp) != 0)
     return -1;
@@ -342,8 +337,8 @@ static int map_appointments(const or_legacy_t *l, or_arena_t *a,
     if (!v)
       return -1;
     v[0] = p->clinic_id;
-    if (p->has_doctor && find_id(l->user, l->n_user, sizeof(or_user_t),
-                                 p->doctor_id) >= 0)
+    if (p->has_doctor &&
+        find_id(l->user, l->n_user, sizeof(or_user_t), p->doctor_id) >= 0)
       v[1] = or_i64_text(a, p->doctor_id);
     if (p->has_patient && find_id(l->patient, l->n_patient,
                                   sizeof(or_patient_t), p->patient_id) >= 0)

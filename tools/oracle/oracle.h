@@ -72,8 +72,7 @@ typedef struct or_rows_s {
  * Appends a row with @p ncols value slots, all NULL, kept in @p a.
  * @returns the slots, or NULL when out of memory.
  */
-const char **or_rows_add(or_rows_t *rs, or_arena_t *a, int64_t id,
-                         int ncols);
+const char **or_rows_add(or_rows_t *rs, or_arena_t *a, int64_t id, int ncols);
 
 /** Sorts the rows by id (stable for equal ids is not needed). */
 void or_rows_sort(or_rows_t *rs);
@@ -111,7 +110,7 @@ extern const or_table_t or_tables[OR_N_TABLES];
 
 typedef struct or_user_s {
   int64_t id;
-  int64_t recency;  /* rank by ("updatedAt", id): greater is more recent */
+  int64_t recency; /* rank by ("updatedAt", id): greater is more recent */
   const char *clinic_id, *email, *role, *first_name, *last_name;
   const char *specialization, *license_number, *is_active;
 } or_user_t;
@@ -125,7 +124,7 @@ typedef struct or_patient_s {
 
 typedef struct or_appt_s {
   int64_t id;
-  int has_doctor, has_patient;  /* 0 when the column is NULL */
+  int has_doctor, has_patient; /* 0 when the column is NULL */
   int64_t doctor_id, patient_id;
   const char *clinic_id, *starts_at, *ends_at, *status, *reason;
 } or_appt_t;
@@ -182,14 +181,14 @@ typedef struct or_diff_s {
   int64_t id;
   const or_row_t *want;
   const or_row_t *got;
-  unsigned cols;  /* OR_DIFFERS: bit c set when column c differs */
+  unsigned cols; /* OR_DIFFERS: bit c set when column c differs */
 } or_diff_t;
 
 /** The comparison of one table. */
 typedef struct or_result_s {
   const or_table_t *table;
   size_t expected, found, missing, extra, differing;
-  or_diff_t *diff;  /* the first ones, in id order */
+  or_diff_t *diff; /* the first ones, in id order */
   size_t n_diff;
   size_t cap_diff;
 } or_result_t;

@@ -16,12 +16,9 @@
 
 static const char *kind_name(or_kind_t kind) {
   switch (kind) {
-  case OR_MISSING:
-    return "missing";
-  case OR_EXTRA:
-    return "extra";
-  default:
-    return "differs";
+  case OR_MISSING: return "missing";
+  case OR_EXTRA: return "extra";
+  default: return "differs";
   }
 }
 
@@ -91,9 +88,11 @@ void or_report_text(FILE *f, const or_result_t res[OR_N_TABLES],
 
   for (t = 0; t < OR_N_TABLES; t++) {
     r = &res[t];
-    fprintf(f, "%s: %zu expected, %zu found, %zu missing, %zu extra, "
-            "%zu differing\n", r->table->name, r->expected, r->found,
-            r->missing, r->extra, r->differing);
+    fprintf(f,
+            "%s: %zu expected, %zu found, %zu missing, %zu extra, "
+            "%zu differing\n",
+            r->table->name, r->expected, r->found, r->missing, r->extra,
+            r->differing);
     for (i = 0; i < r->n_diff; i++)
       put_diff(f, r->table, &r->diff[i], s->show_values);
     shown = r->missing + r->extra + r->differing;
@@ -190,13 +189,12 @@ static cJSON *table_json(const or_result_t *r, int show_values) {
   if (rc == 0)
     rc = (cJSON_AddStringToObject(o, "table", r->table->name) ? 0 : -1) |
          add_count(o, "expected", r->expected) |
-         add_count(o, "found", r->found) |
-         add_count(o, "missing", r->missing) |
+         add_count(o, "found", r->found) | add_count(o, "missing", r->missing) |
          add_count(o, "extra", r->extra) |
          add_count(o, "differing", r->differing);
   if (rc == 0) {
-    rc = add(o, "differences", diffs) | add_count(o, "not_shown",
-                                                  all - r->n_diff);
+    rc = add(o, "differences", diffs) |
+         add_count(o, "not_shown", all - r->n_diff);
     diffs = NULL;
   }
   if (rc != 0) {

@@ -35,19 +35,24 @@ struct or_arena_s {
 };
 
 const or_table_t or_tables[OR_N_TABLES] = {
-  {"global_doctor", 5,
-   {"email", "first_name", "last_name", "specialization", "license_number"}},
-  {"clinic_doctor", 3, {"global_doctor_id", "clinic_id", "is_active"}},
-  {"global_patient", 6,
-   {"first_name", "last_name", "middle_name", "birth_date", "gender",
-    "member_count"}},
-  {"clinic_patient", 4, {"global_patient_id", "clinic_id", "phone", "email"}},
-  {"appointment", 7,
-   {"clinic_id", "clinic_doctor_id", "clinic_patient_id", "starts_at",
-    "ends_at", "status", "reason"}},
+    {"global_doctor",
+     5,
+     {"email", "first_name", "last_name", "specialization", "license_number"}},
+    {"clinic_doctor", 3, {"global_doctor_id", "clinic_id", "is_active"}},
+    {"global_patient",
+     6,
+     {"first_name", "last_name", "middle_name", "birth_date", "gender",
+      "member_count"}},
+    {"clinic_patient", 4, {"global_patient_id", "clinic_id", "phone", "email"}},
+    {"appointment",
+     7,
+     {"clinic_id", "clinic_doctor_id", "clinic_patient_id", "starts_at",
+      "ends_at", "status", "reason"}},
 };
 
-or_arena_t *or_arena_new(void) { return calloc(1, sizeof(or_arena_t)); }
+or_arena_t *or_arena_new(void) {
+  return calloc(1, sizeof(or_arena_t));
+}
 
 void or_arena_destroy(or_arena_t *a) {
   chunk_t *c, *next;
@@ -144,10 +149,11 @@ const char *or_i64_text(or_arena_t *a, int64_t v) {
   return or_strdup(a, buf);
 }
 
-int or_arena_failed(const or_arena_t *a) { return a->failed; }
+int or_arena_failed(const or_arena_t *a) {
+  return a->failed;
+}
 
-const char **or_rows_add(or_rows_t *rs, or_arena_t *a, int64_t id,
-                         int ncols) {
+const char **or_rows_add(or_rows_t *rs, or_arena_t *a, int64_t id, int ncols) {
   const char **val;
   or_row_t *grown;
   size_t cap;
