@@ -174,7 +174,10 @@ static int classify(const char *state) {
       strncmp(state, "57P", 3) == 0 || strcmp(state, "40001") == 0 ||
       strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0)
     return CM_ERR_RETRY;
-  if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
+  /* data exceptions, constraint violations, values past a limit (a key
+   * too large for an index): the row is refused, not the worker broken */
+  if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+      strncmp(state, "54", 2) == 0)
     return CM_ERR_BAD_INPUT;
   return CM_ERR_FATAL;
 }

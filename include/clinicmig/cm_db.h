@@ -50,9 +50,9 @@ PGconn *cm_db_conn(cm_db_t *db);
  * @param res  if non-NULL, receives the result on success (caller PQclear).
  * @returns 0; CM_ERR_RETRY (connection lost, serialization failure,
  *          deadlock: roll back and run the transaction again);
- *          CM_ERR_BAD_INPUT (the data was refused: a value out of range,
- *          a constraint); CM_ERR_FATAL (anything else: a bug or a schema
- *          out of step). The reason is in @p errstr: SQLSTATE and the
+ *          CM_ERR_BAD_INPUT (the data was refused: a value out of range
+ *          or past a limit, a constraint); CM_ERR_FATAL (anything else:
+ *          a bug or a schema out of step). The reason is in @p errstr: SQLSTATE and the
  *          server's primary message with quoted values removed, so that
  *          no data value reaches a log.
  */

@@ -4,7 +4,8 @@
 Between good events of one key (so all in one partition) stand a
 malformed JSON value, an event of an unknown table, an event with a
 required column missing, a truncate, and an update whose unchanged-TOAST
-placeholder has no stored value. Each must land on clinicmig.dlq with
+placeholder has no stored value; beside them, a row the database refuses
+(a check constraint stands in for any value it cannot store). Each must land on clinicmig.dlq with
 Kafka Connect's error headers (reason, source topic/partition/offset) and
 its original key and value; the events after them must be applied, and a
 placeholder on a row the mirror holds must keep the stored value.
@@ -15,8 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from cmtest import (Env, check, check_true, done, drained, envelope,  # noqa
-                    key_json,
-                    message, no_drops, publish, stats, user, wait_until)
+                    key_json, message, no_drops, publish, stats, user,
+                    wait_schema, wait_until)
 from confluent_kafka import Consumer  # noqa: E402
 
 T = "legacy.public.User"
@@ -58,6 +59,11 @@ def read_dlq(bootstrap, n):
 
 with Env() as env:
     env.worker()
+    # a value the database itself refuses, as a stand-in for any row the
+    # mapping cannot store: the batch holding it must go on without it
+    wait_schema(env.pg)
+    env.pg.execute("ALTER TABLE clinicmig.mirror_user ADD CONSTRAINT"
+                   " refuse_me CHECK (last_name IS DISTINCT FROM 'REFUSE')")
     toast = user(8, email="q@example.org")
     toast["lastName"] = "__debezium_unavailable_value"
     keep = user(7, email="p@example.org", last="Keep", spec="surgeon")
@@ -71,6 +77,9 @@ with Env() as env:
         bad(truncate),
         message("User", "u", toast, 160),
         message("User", "u", keep, 200),
+        message("User", "c", user(9, email="r@example.org", last="REFUSE"),
+                300),
+        message("User", "c", user(10, email="s@example.org"), 301),
     ])
     wait_until("drained", lambda: drained(env.pg, env.kafka))
     no_drops(env.kafka)
@@ -81,10 +90,12 @@ with Env() as env:
     check("no row from the placeholder event without a stored value",
           env.pg.query("SELECT count(*) FROM clinicmig.mirror_user"
                        " WHERE id = 8"), [(0,)])
+    check("the events beside the refused one are applied", env.pg.query(
+        "SELECT id FROM v2.clinic_doctor WHERE id IN (9, 10)"), [(10,)])
     s = stats(env.pg)
-    check("dead-letter counter", s["dead_lettered"], 5)
-    dl = read_dlq(env.kafka.bootstrap, 5)
-    check("five messages on the dead-letter topic", len(dl), 5)
+    check("dead-letter counter", s["dead_lettered"], 6)
+    dl = read_dlq(env.kafka.bootstrap, 6)
+    check("six messages on the dead-letter topic", len(dl), 6)
     reasons = []
     for m in dl:
         h = {k: v.decode() for k, v in (m.headers() or [])}
@@ -96,7 +107,8 @@ with Env() as env:
                    h.get("__connect.errors.offset", "").isdigit())
         check_true("header carries the time", "clinicmig.error.time" in h)
         check_true("original key kept", m.key() in (KEY.encode(),
-                   key_json("User", 8).encode()))
+                   key_json("User", 8).encode(),
+                   key_json("User", 9).encode()))
     check_true("reason: malformed JSON",
                any("malformed JSON" in r for r in reasons), reasons)
     check_true("reason: unknown table",
@@ -107,6 +119,9 @@ with Env() as env:
                reasons)
     check_true("reason: placeholder without stored value",
                any("placeholder" in r for r in reasons), reasons)
+    check_true("reason: the database's refusal, by SQLSTATE, no value",
+               any("database refused the row: SQLSTATE 23514" in r and
+                   "REFUSE" not in r for r in reasons), reasons)
     check_true("no personal data in the worker log",
                "p@example.org" not in env.workers[0].output() and
                "Keep" not in env.workers[0].output())
