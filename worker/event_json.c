@@ -18,50 +18,10 @@
  * is {"unavailable": true}.
  */
 #include "clinicmig/cm_event.h"
+#include "clinicmig/cm_value.h"
 
 #include <inttypes.h>
 #include <stdio.h>
-
-#define US_PER_DAY INT64_C(86400000000)
-
-/* The date of a day count since 1970-01-01 (H. Hinnant's civil_from_days). */
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
-  int64_t era, doe, yoe, doy, mp;
-
-  z += 719468;
-  era = (z >= 0 ? z : z - 146096) / 146097;
-  doe = z - era * 146097;
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = yoe + era * 400 + (*m <= 2 ? 1 : 0);
-}
-
-static void format_date(int64_t days, char *buf, size_t size) {
-  int64_t y;
-  int m, d;
-
-  civil_from_days(days, &y, &m, &d);
-  snprintf(buf, size, "%04" PRId64 "-%02d-%02d", y, m, d);
-}
-
-static void format_ts(int64_t us, char *buf, size_t size) {
-  int64_t days, rem, y;
-  int m, d;
-
-  days = us / US_PER_DAY;
-  rem = us % US_PER_DAY;
-  if (rem < 0) {
-    rem += US_PER_DAY;
-    days--;
-  }
-  civil_from_days(days, &y, &m, &d);
-  snprintf(buf, size, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%06dZ", y, m, d,
-           (int)(rem / INT64_C(3600000000)), (int)(rem / 60000000 % 60),
-           (int)(rem / 1000000 % 60), (int)(rem % 1000000));
-}
 
 /* An int64 as a raw JSON number, exact. */
 static cJSON *exact_int(int64_t v) {
@@ -80,8 +40,8 @@ static cJSON *value_json(const cm_value_t *v) {
   case CM_VAL_INT: return exact_int(v->i);
   case CM_VAL_BOOL: return cJSON_CreateBool(v->i != 0);
   case CM_VAL_TEXT: return cJSON_CreateString(v->s != NULL ? v->s : "");
-  case CM_VAL_DATE: format_date(v->i, buf, sizeof(buf)); break;
-  case CM_VAL_TIMESTAMP: format_ts(v->i, buf, sizeof(buf)); break;
+  case CM_VAL_DATE: cm_date_format(v->i, buf, sizeof(buf)); break;
+  case CM_VAL_TIMESTAMP: cm_timestamp_format(v->i, buf, sizeof(buf)); break;
   case CM_VAL_UNAVAILABLE:
     o = cJSON_CreateObject();
     if (o != NULL && cJSON_AddTrueToObject(o, "unavailable") == NULL) {
