@@ -69,6 +69,7 @@ typedef struct state_s {
   int64_t tx_id;
   int snapshot;
   int changed;
+  int written;           /* the guarded write moved the stored row */
   const cm_item_t *last; /* item whose position the row now carries */
   char *vals[CM_MAX_COLS + MAX_EXTRA];
   char *old_extra[MAX_EXTRA]; /* grouping keys before the batch */
@@ -459,27 +460,41 @@ static int lock_rows(cm_db_t *db, const tsql_t *q, const tdesc_t *td,
 
 /* Items whose row the guarded write did not move were overtaken by a
  * newer version written concurrently: they are stale after all. */
+static state_t *state_of(state_t *st, int n_st, int64_t id) {
+  int lo = 0, hi = n_st - 1;
+
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+
+    if (st[mid].id == id)
+      return &st[mid];
+    if (st[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
+  }
+  return NULL;
+}
+
 static void mark_overtaken(PGresult *res, state_t *st, int n_st,
                            cm_item_t **items, int n) {
+  state_t *s;
   int i, k, r;
 
-  for (k = 0; k < n_st; k++)
-    st[k].exists = 0; /* reused as "written" */
   for (r = 0; r < PQntuples(res); r++) {
-    int64_t id = parse_i64(PQgetvalue(res, r, 0));
-
-    for (k = 0; k < n_st; k++)
-      if (st[k].id == id)
-        st[k].exists = 1;
+    s = state_of(st, n_st, parse_i64(PQgetvalue(res, r, 0)));
+    if (s)
+      s->written = 1;
   }
   for (i = 0, k = 0; i < n; i++) {
     while (st[k].id != items[i]->ev.key)
       k++;
-    if (st[k].changed && !st[k].exists && items[i]->outcome == CM_OUT_APPLIED) {
+    if (st[k].changed && !st[k].written && items[i]->outcome == CM_OUT_APPLIED)
       items[i]->outcome = CM_OUT_STALE;
-      st[k].changed = 0;
-    }
   }
+  for (k = 0; k < n_st; k++)
+    if (!st[k].written)
+      st[k].changed = 0;
 }
 
 static int write_rows(cm_db_t *db, const tsql_t *q, const tdesc_t *td,
