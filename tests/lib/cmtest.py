@@ -23,9 +23,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from confluent_kafka import Producer  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), "tools", "lib"))
+import cmpublish  # noqa: E402
+import cmrun  # noqa: E402
 from cmrun import PgServer, free_port, wait_until  # noqa: E402,F401
 from cmrun import Worker as _Worker  # noqa: E402
 from kafkactl import LocalKafka  # noqa: E402,F401
@@ -241,32 +242,14 @@ def user(uid, clinic=1, email="doc@example.org", role="DOCTOR", active=True,
             "updatedAt": updated}
 
 
-def publish(bootstrap, messages, partitioner="murmur2_random"):
-    """Publishes (topic, key, value) messages, keyed like Debezium does
-    (Java's murmur2 on the key bytes), and waits for every delivery."""
-    p = Producer({"bootstrap.servers": bootstrap,
-                  "partitioner": partitioner, "linger.ms": 5,
-                  "message.timeout.ms": 60000, "acks": "all",
-                  "enable.idempotence": True})
-    errors = []
-
-    def on_delivery(err, msg):
-        if err:
-            errors.append(err)
-
-    for i, (topic, key, value) in enumerate(messages):
-        while True:
-            try:
-                p.produce(topic, key=key, value=value,
-                          on_delivery=on_delivery)
-                break
-            except BufferError:
-                p.poll(0.1)
-        if i % 1000 == 0:
-            p.poll(0)
-    left = p.flush(60)
-    if left or errors:
-        raise RuntimeError(f"publish: {left} undelivered, errors {errors[:3]}")
+def publish(bootstrap, messages):
+    """Publishes (topic, key, value) messages, partitioned by key as
+    Debezium's are (Java's murmur2 on the key bytes), and waits for every
+    delivery."""
+    cmpublish.publish(bootstrap, [
+        (topic, -1, key.encode() if key is not None else None,
+         value.encode() if value is not None else None, None)
+        for topic, key, value in messages])
 
 
 # ---- convergence helpers ------------------------------------------------
@@ -274,14 +257,7 @@ def publish(bootstrap, messages, partitioner="murmur2_random"):
 def drained(pg, kafka, group="clinicmig", topics=None):
     """True when the offsets stored in the database reach the end of every
     partition of the source topics."""
-    stored = {(t, p): o for t, p, o in pg.query(
-        "SELECT topic, partition, next_offset FROM clinicmig.consumer_offset"
-        " WHERE group_id = %s", (group,))}
-    for topic in topics or SOURCE_TOPICS:
-        for part, (_, high) in kafka.watermarks(topic).items():
-            if high > 0 and stored.get((topic, part), 0) < high:
-                return False
-    return True
+    return cmrun.drained(pg.conninfo, kafka, group, topics or SOURCE_TOPICS)
 
 
 def wait_schema(pg, timeout=60):
@@ -453,15 +429,9 @@ def reference_run(env, timeout=180):
                 "--schema-bookkeeping", "ref_book"])
     env.workers.append(w)
 
-    def ref_drained():
-        stored = {(t, p): o for t, p, o in env.pg.query(
-            "SELECT topic, partition, next_offset FROM ref_book."
-            "consumer_offset WHERE group_id = 'reference'")}
-        return all(stored.get((t, p), 0) >= high
-                   for t in SOURCE_TOPICS
-                   for p, (_, high) in env.kafka.watermarks(t).items()
-                   if high > 0)
-    wait_until("the reference run drains", ref_drained, timeout)
+    wait_until("the reference run drains", lambda: cmrun.drained(
+        env.pg.conninfo, env.kafka, "reference", SOURCE_TOPICS, "ref_book"),
+        timeout)
     w.stop()
     return domain_rows(env.pg, "ref_v2")
 

@@ -178,3 +178,17 @@ class Worker:
     def output(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+
+def drained(conninfo, kafka, group, topics, schema="clinicmig"):
+    """True when the offsets @group stored in @schema.consumer_offset reach
+    the end of every partition of @topics (@kafka: a LocalKafka)."""
+    with psycopg2.connect(conninfo) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT topic, partition, next_offset FROM {schema}."
+                    "consumer_offset WHERE group_id = %s", (group,))
+        stored = {(t, p): o for t, p, o in cur.fetchall()}
+    conn.close()
+    return all(stored.get((t, p), 0) >= high
+               for t in topics
+               for p, (_, high) in kafka.watermarks(t).items()
+               if high > 0)

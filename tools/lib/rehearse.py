@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
 
 import cmgen  # noqa: E402
 from cmpublish import dropped, publish  # noqa: E402
-from cmrun import PgServer, Worker, wait_until  # noqa: E402
+from cmrun import PgServer, Worker, drained, wait_until  # noqa: E402
 from report import report  # noqa: E402
 from kafkactl import LocalKafka  # noqa: E402
 
@@ -209,17 +209,7 @@ class Rehearsal:
         return w
 
     def drained(self, run, conninfo, topics):
-        import psycopg2
-        with psycopg2.connect(conninfo) as conn, conn.cursor() as cur:
-            cur.execute("SELECT topic, partition, next_offset FROM "
-                        "clinicmig.consumer_offset WHERE group_id = %s",
-                        (run.name,))
-            stored = {(t, p): o for t, p, o in cur.fetchall()}
-        conn.close()
-        return all(stored.get((t, p), 0) >= high
-                   for t in topics
-                   for p, (_, high) in self.kafka.watermarks(t).items()
-                   if high > 0)
+        return drained(conninfo, self.kafka, run.name, topics)
 
     # -- one run ----------------------------------------------------------
 
