@@ -803,14 +803,36 @@ static int decode_snapshot(dec_t *d, const cJSON *v) {
   return CM_OK;
 }
 
-/* source.lsn and source.txId; an event without an LSN cannot be ordered. */
+/* source.txid_snapshot: the snapshot a clinicmig-replay row was read in. */
+static int decode_txsnap(dec_t *d, const cJSON *src) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(src, "txid_snapshot");
+  int rc;
+
+  if (v == NULL || cJSON_IsNull(v))
+    return CM_OK;
+  if (!cJSON_IsString(v))
+    return BAD(d, "source.txid_snapshot: not a string");
+  rc = cm_txsnap_parse(v->valuestring, &d->ev->txsnap);
+  if (rc == CM_ERR_NOMEM)
+    return fail(d->errstr, d->errstr_size, rc, "out of memory");
+  if (rc != 0)
+    return BAD(d, "source.txid_snapshot: not a snapshot (xmin:xmax:xip,...)");
+  d->ev->has_txsnap = 1;
+  return CM_OK;
+}
+
+/* source.lsn and source.txId; an event with neither an LSN nor a snapshot
+ * cannot be ordered. */
 static int decode_position(dec_t *d, const cJSON *src, int need_lsn) {
   const cJSON *lsn = cJSON_GetObjectItemCaseSensitive(src, "lsn");
   const cJSON *tx = cJSON_GetObjectItemCaseSensitive(src, "txId");
   cm_event_t *ev = d->ev;
+  int rc = decode_txsnap(d, src);
 
+  if (rc != CM_OK)
+    return rc;
   if (lsn == NULL || cJSON_IsNull(lsn)) {
-    if (need_lsn)
+    if (need_lsn && !ev->has_txsnap)
       return BAD(d, "source.lsn: missing, the event cannot be ordered");
   } else if (json_int(&d->val, lsn, &ev->lsn) != 0 || ev->lsn < 0) {
     return BAD(d, "source.lsn: not a non-negative integer");
@@ -916,6 +938,59 @@ static int decode_txmeta(dec_t *d, const cJSON *env) {
   return CM_OK;
 }
 
+/* Reads one [a, b] run of a range marker's `present` list. */
+static int decode_run(dec_t *d, const cJSON *run, int64_t *lo, int64_t *hi) {
+  if (!cJSON_IsArray(run) || cJSON_GetArraySize(run) != 2 ||
+      json_int(&d->val, cJSON_GetArrayItem(run, 0), lo) != 0 ||
+      json_int(&d->val, cJSON_GetArrayItem(run, 1), hi) != 0 || *lo > *hi)
+    return BAD(d, "range.present: not a list of [first, last] runs");
+  return CM_OK;
+}
+
+/*
+ * clinicmig-replay's range marker: within [first, last] of the table, the
+ * snapshot holds exactly the ids of `present` (docs/design.md §3
+ * and repair"). Runs must be sorted, disjoint and inside the range; a
+ * marker without its snapshot could not be ordered.
+ */
+static int decode_range(dec_t *d, const cJSON *env) {
+  const cJSON *r = cJSON_GetObjectItemCaseSensitive(env, "range"), *present;
+  cm_event_t *ev = d->ev;
+  int i, n, rc;
+
+  if (!ev->has_txsnap)
+    return BAD(d, "range marker without source.txid_snapshot");
+  if (!cJSON_IsObject(r) ||
+      json_int(&d->val, cJSON_GetObjectItemCaseSensitive(r, "first"),
+               &ev->range_first) != 0 ||
+      json_int(&d->val, cJSON_GetObjectItemCaseSensitive(r, "last"),
+               &ev->range_last) != 0 ||
+      ev->range_first > ev->range_last)
+    return BAD(d, "range: missing or without first <= last");
+  present = cJSON_GetObjectItemCaseSensitive(r, "present");
+  if (!cJSON_IsArray(present))
+    return BAD(d, "range.present: missing or not a list");
+  n = cJSON_GetArraySize(present);
+  ev->runs = malloc(sizeof(*ev->runs) * (size_t)(2 * n + 1));
+  if (ev->runs == NULL)
+    return fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
+  for (i = 0; i < n; i++) {
+    rc = decode_run(d, cJSON_GetArrayItem(present, i), &ev->runs[2 * i],
+                    &ev->runs[2 * i + 1]);
+    if (rc != CM_OK)
+      return rc;
+    if ((i == 0 && ev->runs[0] < ev->range_first) ||
+        (i > 0 && ev->runs[2 * i] <= ev->runs[2 * i - 1]) ||
+        ev->runs[2 * i + 1] > ev->range_last ||
+        ev->runs[2 * i + 1] == INT64_MAX)
+      return BAD(d, "range.present: runs not sorted, disjoint and within "
+                    "the range");
+    ev->n_runs = i + 1;
+  }
+  ev->key = ev->range_first;
+  return CM_OK;
+}
+
 static cm_op_t op_from_string(const char *s) {
   if (s[0] == '\0' || s[1] != '\0')
     return (cm_op_t)0;
@@ -941,6 +1016,11 @@ static int decode_envelope(dec_t *d, const cJSON *env) {
     return decode_txmeta(d, env);
   if (!cJSON_IsString(op))
     return BAD(d, "op: not a string");
+  if (strcmp(op->valuestring, "range") == 0) {
+    ev->op = CM_OP_RANGE;
+    rc = decode_source(d, env, 1);
+    return rc == CM_OK ? decode_range(d, env) : rc;
+  }
   ev->op = op_from_string(op->valuestring);
   if (ev->op == 0)
     return BAD(d, "unknown op \"%s\"",
@@ -1033,6 +1113,8 @@ void cm_event_clear(cm_event_t *ev) {
     free(ev->before[i].s);
     free(ev->after[i].s);
   }
+  cm_txsnap_clear(&ev->txsnap);
+  free(ev->runs);
   memset(ev, 0, sizeof(*ev));
 }
 
@@ -1053,6 +1135,7 @@ cm_disposition_t cm_event_disposition(const cm_event_t *ev,
   case CM_OP_UPDATE:
   case CM_OP_DELETE:
   case CM_OP_READ:
+  case CM_OP_RANGE:
     disp = CM_DISP_APPLY;
     why = NULL;
     if (ev->table == CM_TABLE_CLINIC) {

@@ -88,6 +88,7 @@ static const char *op_name(cm_op_t op) {
   case CM_OP_MESSAGE: return "m";
   case CM_OP_TXMETA: return "txmeta";
   case CM_OP_TOMBSTONE: return "tombstone";
+  case CM_OP_RANGE: return "range";
   }
   return "?";
 }
@@ -120,7 +121,28 @@ static int is_row_op(cm_op_t op) {
          op == CM_OP_READ;
 }
 
+/* A range marker's range: first, last and the present runs. */
+static cJSON *range_json(const cm_event_t *ev) {
+  cJSON *r = cJSON_CreateObject(), *runs = cJSON_CreateArray(), *run;
+  int ok = r != NULL && runs != NULL, i;
+
+  for (i = 0; ok && i < ev->n_runs; i++) {
+    run = cJSON_CreateArray();
+    ok = run != NULL && cJSON_AddItemToArray(runs, run) &&
+         cJSON_AddItemToArray(run, exact_int(ev->runs[2 * i])) &&
+         cJSON_AddItemToArray(run, exact_int(ev->runs[2 * i + 1]));
+  }
+  ok = ok && add(r, "first", exact_int(ev->range_first)) &&
+       add(r, "last", exact_int(ev->range_last));
+  if (ok)
+    return add(r, "present", runs) ? r : (cJSON_Delete(r), NULL);
+  cJSON_Delete(runs);
+  cJSON_Delete(r);
+  return NULL;
+}
+
 cJSON *cm_event_to_json(const cm_event_t *ev) {
+  char snap[256];
   cJSON *o = cJSON_CreateObject();
   int ok = o != NULL;
 
@@ -136,6 +158,12 @@ cJSON *cm_event_to_json(const cm_event_t *ev) {
     ok = add(o, "lsn", exact_int(ev->lsn));
   if (ok && ev->has_tx_id)
     ok = add(o, "txId", exact_int(ev->tx_id));
+  if (ok && ev->has_txsnap)
+    ok = add(
+        o, "txid_snapshot",
+        cJSON_CreateString(cm_txsnap_format(&ev->txsnap, snap, sizeof(snap))));
+  if (ok && ev->op == CM_OP_RANGE)
+    ok = add(o, "range", range_json(ev));
   ok =
       ok && add(o, "snapshot", cJSON_CreateString(snapshot_name(ev->snapshot)));
   if (ok && ev->ts_ms != 0)

@@ -19,6 +19,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "clinicmig/cm_txsnap.h"
+
 /** Legacy tables clinicmig knows. */
 typedef enum cm_table_e {
   CM_TABLE_NONE = 0,
@@ -109,6 +111,8 @@ typedef enum cm_op_e {
   CM_OP_MESSAGE = 'm',   /**< logical decoding message: skipped, counted */
   CM_OP_TXMETA = 'x',    /**< transaction metadata (BEGIN/END): skipped */
   CM_OP_TOMBSTONE = 'T', /**< null value after a delete: skipped */
+  CM_OP_RANGE = 'R',     /**< clinicmig-replay's range marker: the ids a
+                              snapshot holds in a key range */
 } cm_op_t;
 
 /** Debezium's `source.snapshot`. */
@@ -154,6 +158,13 @@ typedef struct cm_event_s {
   int64_t ts_ms;        /**< envelope ts_ms (0 if absent) */
   int64_t source_ts_ms; /**< source.ts_ms (0 if absent) */
   cm_snapshot_t snapshot;
+  int has_txsnap;      /**< source.txid_snapshot: a clinicmig-replay row,
+                            ordered by visibility (cm_txsnap.h) */
+  cm_txsnap_t txsnap;  /**< owned */
+  int64_t range_first; /**< CM_OP_RANGE: the key range, inclusive */
+  int64_t range_last;
+  int n_runs;    /**< CM_OP_RANGE: ids present, as inclusive runs */
+  int64_t *runs; /**< 2 * n_runs bounds, sorted, owned */
   int has_before;
   int has_after;
   cm_value_t before[CM_MAX_COLS];
@@ -205,9 +216,10 @@ typedef enum cm_disposition_e {
 } cm_disposition_t;
 
 /**
- * @brief Sorts a decoded event: c/u/d/r of User, Patient and Appointment are
- *        applied; tombstones, logical decoding messages, transaction
- *        metadata and Clinic rows are skipped; a truncate is dead-lettered.
+ * @brief Sorts a decoded event: c/u/d/r of User, Patient and Appointment and
+ *        range markers of those tables are applied; tombstones, logical
+ * decoding messages, transaction metadata and Clinic rows are skipped; a
+ * truncate is dead-lettered.
  * @param reason  optional; set to a static one-line reason for SKIP and
  *                DEAD_LETTER ("tombstone", "truncate is never applied"),
  *                NULL for APPLY.

@@ -348,6 +348,106 @@ static void test_read_snapshot(void **state) {
   cm_event_clear(&ev);
 }
 
+/* A backfill row (clinicmig-replay db): ordered by its snapshot, so it
+ * needs no LSN; and its range marker. */
+static void test_replay_row(void **state) {
+  static const char row[] =
+      "{\"before\":null,\"after\":{\"id\":7,\"clinicId\":1,\"email\":"
+      "\"a@b.c\",\"firstName\":\"F\",\"lastName\":\"L\",\"role\":"
+      "\"DOCTOR\",\"isActive\":true,\"createdAt\":\"2024-01-01T00:00:00Z\","
+      "\"updatedAt\":\"2024-01-01T00:00:00Z\"},\"source\":{\"table\":"
+      "\"User\",\"snapshot\":\"true\",\"txid_snapshot\":\"100:110:107,103\"},"
+      "\"op\":\"r\"}";
+  cm_event_t ev;
+  char err[256];
+
+  (void)state;
+  assert_int_equal(decode_str(user_key, row, &ev, err, sizeof(err)), CM_OK);
+  assert_int_equal(ev.op, CM_OP_READ);
+  assert_int_equal(ev.has_lsn, 0);
+  assert_int_equal(ev.has_txsnap, 1);
+  assert_int_equal(ev.txsnap.xmin, 100);
+  assert_int_equal(ev.txsnap.xmax, 110);
+  assert_int_equal(ev.txsnap.n_xip, 2);
+  assert_int_equal(ev.txsnap.xip[0], 103); /* sorted */
+  assert_int_equal(ev.txsnap.xip[1], 107);
+  cm_event_clear(&ev);
+}
+
+static void test_range_marker(void **state) {
+  static const char marker[] =
+      "{\"op\":\"range\",\"source\":{\"table\":\"Patient\","
+      "\"txid_snapshot\":\"4294967806:4294967810:\",\"lsn\":5},"
+      "\"range\":{\"first\":-9223372036854775808,\"last\":"
+      "9223372036854775807,\"present\":[[1,17],[19,19]]}}";
+  cm_event_t ev;
+  char err[256];
+
+  (void)state;
+  assert_int_equal(cm_event_decode("clinicmig.replay", "{}", 2, marker,
+                                   strlen(marker), &ev, err, sizeof(err)),
+                   CM_OK);
+  assert_int_equal(ev.op, CM_OP_RANGE);
+  assert_int_equal(ev.table, CM_TABLE_PATIENT);
+  assert_true(ev.range_first == INT64_MIN);
+  assert_true(ev.range_last == INT64_MAX);
+  assert_int_equal(ev.n_runs, 2);
+  assert_int_equal(ev.runs[0], 1);
+  assert_int_equal(ev.runs[1], 17);
+  assert_int_equal(ev.runs[2], 19);
+  assert_int_equal(ev.runs[3], 19);
+  assert_true(ev.txsnap.xmin == INT64_C(4294967806));
+  assert_disp(&ev, CM_DISP_APPLY, NULL);
+  cm_event_clear(&ev);
+}
+
+static void test_bad_replay(void **state) {
+  static const struct {
+    const char *val;
+    const char *why;
+  } cases[] = {
+      {"{\"op\":\"r\",\"source\":{\"table\":\"User\"},\"after\":{}}",
+       "source.lsn: missing"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"txid_snapshot\":"
+       "\"10:5:\"},\"range\":{\"first\":1,\"last\":2,\"present\":[]}}",
+       "source.txid_snapshot: not a snapshot"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"txid_snapshot\":"
+       "\"5:10:12\"},\"range\":{\"first\":1,\"last\":2,\"present\":[]}}",
+       "source.txid_snapshot: not a snapshot"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"txid_snapshot\":"
+       "7},\"range\":{\"first\":1,\"last\":2,\"present\":[]}}",
+       "source.txid_snapshot: not a string"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"lsn\":1},"
+       "\"range\":{\"first\":1,\"last\":2,\"present\":[]}}",
+       "range marker without source.txid_snapshot"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"txid_snapshot\":"
+       "\"5:10:\"},\"range\":{\"first\":3,\"last\":2,\"present\":[]}}",
+       "range: missing or without first <= last"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"txid_snapshot\":"
+       "\"5:10:\"},\"range\":{\"first\":1,\"last\":9}}",
+       "range.present: missing"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"txid_snapshot\":"
+       "\"5:10:\"},\"range\":{\"first\":1,\"last\":9,\"present\":[[3,4],"
+       "[4,5]]}}",
+       "range.present: runs not sorted"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"txid_snapshot\":"
+       "\"5:10:\"},\"range\":{\"first\":1,\"last\":9,\"present\":[[3,"
+       "12]]}}",
+       "range.present: runs not sorted"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"User\",\"txid_snapshot\":"
+       "\"5:10:\"},\"range\":{\"first\":1,\"last\":9,\"present\":[[4,3]]}}",
+       "range.present: not a list of [first, last] runs"},
+      {"{\"op\":\"range\",\"source\":{\"table\":\"Nope\",\"txid_snapshot\":"
+       "\"5:10:\"},\"range\":{\"first\":1,\"last\":9,\"present\":[]}}",
+       "unknown table"},
+  };
+  size_t i;
+
+  (void)state;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    expect_bad(user_key, cases[i].val, cases[i].why);
+}
+
 /* u with REPLICA IDENTITY FULL and an unchanged TOASTed column. */
 static void test_update_toast(void **state) {
   cm_event_t ev;
@@ -1148,6 +1248,9 @@ int main(void) {
       cmocka_unit_test(test_delete_partial_before),
       cmocka_unit_test(test_delete_null_before),
       cmocka_unit_test(test_read_snapshot),
+      cmocka_unit_test(test_replay_row),
+      cmocka_unit_test(test_range_marker),
+      cmocka_unit_test(test_bad_replay),
       cmocka_unit_test(test_update_toast),
       cmocka_unit_test(test_unavailable_not_null),
       cmocka_unit_test(test_truncate),
