@@ -17,6 +17,12 @@
  * transaction, the one the database refuses is dead-lettered with the
  * reason, and the batch runs again without it.
  *
+ * The replay topic's partitions are read through a queue of their own, so
+ * that a backfill of millions of rows queued ahead by the fetcher never
+ * stands between a live event and its batch: while both have messages, a
+ * batch takes them one for one; either fills the batch when the other is
+ * idle (docs/design.md §3).
+ *
  * The stored offset of a partition below the log start means events were
  * deleted before they were read. The worker records that gap in the
  * database (and logs it) before it moves on to the log start; with
@@ -59,6 +65,7 @@ struct cm_worker_s {
   const cm_config_t *conf;
   volatile sig_atomic_t *running;
   rd_kafka_t *rk;
+  rd_kafka_queue_t *replayq; /* the replay topic's partitions forward here */
   cm_db_t *db;
   cm_mirror_t *mirror;
   cm_derive_t *derive;
@@ -320,6 +327,7 @@ static int apply_tables(cm_worker_t *w, cm_batch_t *b, char *errstr,
   int i, r = 0;
 
   memset(touched, 0, sizeof(touched));
+  r = cm_mirror_lock_ranges(w->mirror, w->db, b, errstr, errstr_size);
   for (i = 0; !r && i < N_APPLY; i++)
     r = cm_mirror_apply(w->mirror, w->db, apply_order[i], b, &touched[i],
                         errstr, errstr_size);
@@ -506,9 +514,38 @@ static int stored_offset(cm_worker_t *w, const char *topic, int32_t part,
   return 0;
 }
 
+static const char *bootstrap_servers(const cm_config_t *c) {
+  int i;
+
+  for (i = 0; i < c->kafka_cnt; i++)
+    if (strcmp(c->kafka[i].key, "bootstrap.servers") == 0)
+      return c->kafka[i].value;
+  return "BROKERS";
+}
+
+/* The clinicmig-replay command that repairs a gap of @p topic: a backfill
+ * of its table (of every table when the topic is the replay topic). */
+static const char *repair_command(const cm_worker_t *w, const char *topic,
+                                  char *buf, size_t size) {
+  const char *dot = strrchr(topic, '.');
+  const char *table = dot && strcmp(topic, w->conf->topic_replay) != 0 &&
+                              cm_table_from_name(dot + 1) != CM_TABLE_NONE
+                          ? dot + 1
+                          : NULL;
+
+  snprintf(buf, size,
+           "clinicmig-replay db --legacy-conninfo LEGACY_CONNINFO "
+           "--bootstrap-servers %s --topic-replay %s --topic-prefix %s "
+           "--source-schema %s%s%s",
+           bootstrap_servers(w->conf), w->conf->topic_replay,
+           w->conf->topic_prefix, w->conf->source_schema,
+           table ? " --tables " : "", table ? table : "");
+  return buf;
+}
+
 static int record_gap(cm_worker_t *w, const char *topic, int32_t part,
                       int64_t from, int64_t to) {
-  char pbuf[16], fbuf[24], tbuf[24], errstr[512];
+  char pbuf[16], fbuf[24], tbuf[24], errstr[512], cmd[1024];
   const char *params[5] = {w->conf->group_id, topic, pbuf, fbuf, tbuf};
   int r;
 
@@ -517,8 +554,9 @@ static int record_gap(cm_worker_t *w, const char *topic, int32_t part,
   snprintf(tbuf, sizeof(tbuf), "%" PRId64, to);
   cm_error("offset gap on %s [%" PRId32 "]: offsets %" PRId64 "..%" PRId64
            " were deleted by Kafka before they were read; recorded in "
-           "offset_gap, repair with a backfill",
-           topic, part, from, to - 1);
+           "offset_gap; repair with: %s",
+           topic, part, from, to - 1,
+           repair_command(w, topic, cmd, sizeof(cmd)));
   for (;;) {
     r = cm_db_exec(w->db, w->sql_gap, 5, params, NULL, errstr, sizeof(errstr));
     if (r == 0)
@@ -566,6 +604,29 @@ static int start_offset(cm_worker_t *w, const char *topic, int32_t part,
   return 0;
 }
 
+/* Routes a replay partition's messages to the worker's replay queue. */
+static void forward_replay(cm_worker_t *w, int32_t partition) {
+  rd_kafka_queue_t *q =
+      rd_kafka_queue_get_partition(w->rk, w->conf->topic_replay, partition);
+
+  if (!q) {
+    cm_warn("no queue for %s [%" PRId32 "]: read with the live topics",
+            w->conf->topic_replay, partition);
+    return;
+  }
+  rd_kafka_queue_forward(q, w->replayq);
+  rd_kafka_queue_destroy(q);
+}
+
+/* Drops what the replay queue still holds of revoked partitions: their
+ * next owner reads them again from the stored offsets. */
+static void drain_replay(cm_worker_t *w) {
+  rd_kafka_message_t *m;
+
+  while ((m = rd_kafka_consume_queue(w->replayq, 0)) != NULL)
+    rd_kafka_message_destroy(m);
+}
+
 static void on_assign(cm_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
   int i, tries;
 
@@ -586,6 +647,9 @@ static void on_assign(cm_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
             p->partition, p->offset);
   }
   rd_kafka_assign(w->rk, parts);
+  for (i = 0; i < parts->cnt; i++)
+    if (strcmp(parts->elems[i].topic, w->conf->topic_replay) == 0)
+      forward_replay(w, parts->elems[i].partition);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -604,6 +668,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
   cm_info("revoked %d partition(s)", parts->cnt);
   rd_kafka_assign(rk, NULL);
+  drain_replay(w);
 }
 
 /* librdkafka found the position out of range (auto.offset.reset=error):
@@ -655,18 +720,44 @@ static void on_consume_error(cm_worker_t *w, rd_kafka_message_t *m) {
   rd_kafka_message_destroy(m);
 }
 
-/* Collects up to batch.max.events messages, for at most batch.max.ms. */
+/* The next message: from the replay queue first when @p replay_turn,
+ * else from the live topics first; waits on the live topics (which also
+ * serves rebalances) at most @p wait_ms when both are empty. */
+static rd_kafka_message_t *next_message(cm_worker_t *w, int replay_turn,
+                                        int wait_ms) {
+  rd_kafka_message_t *m;
+
+  if (replay_turn)
+    m = rd_kafka_consume_queue(w->replayq, 0);
+  else
+    m = rd_kafka_consumer_poll(w->rk, 0);
+  if (!m && replay_turn)
+    m = rd_kafka_consumer_poll(w->rk, 0);
+  else if (!m)
+    m = rd_kafka_consume_queue(w->replayq, 0);
+  if (!m)
+    m = rd_kafka_consumer_poll(w->rk, wait_ms);
+  return m;
+}
+
+/* Collects up to batch.max.events messages, for at most batch.max.ms;
+ * replay messages take at most every other place while live ones wait. */
 static void collect(cm_worker_t *w) {
   int64_t deadline = now_ms() + w->conf->batch_max_ms, left;
   rd_kafka_message_t *m;
+  int n_replay = 0;
 
   while (*w->running && !w->fatal && w->batch.cnt < w->conf->batch_max_events) {
     left = deadline - now_ms();
     if (left <= 0)
       break;
-    m = rd_kafka_consumer_poll(w->rk, (int)(left > 100 ? 100 : left));
+    m = next_message(w, 2 * n_replay < w->batch.cnt,
+                     (int)(left > 20 ? 20 : left));
     if (!m)
       continue;
+    if (m->rkt &&
+        strcmp(rd_kafka_topic_name(m->rkt), w->conf->topic_replay) == 0)
+      n_replay++;
     if (m->err) {
       on_consume_error(w, m);
       continue;
@@ -796,6 +887,11 @@ cm_worker_t *cm_worker_new(const cm_config_t *conf,
   w->rk = make_consumer(w, errstr, errstr_size);
   if (!w->rk)
     goto fail;
+  w->replayq = rd_kafka_queue_new(w->rk);
+  if (!w->replayq) {
+    snprintf(errstr, errstr_size, "out of memory");
+    goto fail;
+  }
   w->dlq = cm_dlq_new(conf, errstr, errstr_size);
   if (!w->dlq)
     goto fail;
@@ -824,6 +920,10 @@ void cm_worker_destroy(cm_worker_t *w) {
     return;
   batch_release(&w->batch);
   free(w->batch.items);
+  if (w->replayq) {
+    drain_replay(w);
+    rd_kafka_queue_destroy(w->replayq);
+  }
   if (w->rk)
     rd_kafka_destroy(w->rk);
   cm_dlq_destroy(w->dlq);

@@ -949,9 +949,9 @@ static int decode_run(dec_t *d, const cJSON *run, int64_t *lo, int64_t *hi) {
 
 /*
  * clinicmig-replay's range marker: within [first, last] of the table, the
- * snapshot holds exactly the ids of `present` (docs/design.md §3
- * and repair"). Runs must be sorted, disjoint and inside the range; a
- * marker without its snapshot could not be ordered.
+ * snapshot holds exactly the ids of `present` (docs/design.md §3). Runs
+ * must be sorted, disjoint and inside the range; a marker without its
+ * snapshot could not be ordered.
  */
 static int decode_range(dec_t *d, const cJSON *env) {
   const cJSON *r = cJSON_GetObjectItemCaseSensitive(env, "range"), *present;

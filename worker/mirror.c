@@ -6,12 +6,19 @@
  *   lock    SELECT the stored rows of the batch's keys FOR UPDATE, in key
  *           order (one round trip);
  *   fold    walk each key's events in batch order against the stored
- *           version: an event at or below the stored position is stale, a
+ *           version: an event the stored version supersedes is stale, a
  *           delete leaves a tombstone, an unchanged-TOAST placeholder keeps
- *           the stored value (DESIGN §2.2);
+ *           the stored value (docs/design.md §2.2);
  *   write   one INSERT ... ON CONFLICT for every changed row, sent as a
- *           JSON array, guarded again by the position so that a row a
- *           concurrent replay wrote meanwhile is never moved backwards.
+ *           JSON array, guarded again by the same rule (@cm@.supersedes)
+ *           so that a row a concurrent batch wrote meanwhile is never
+ *           moved backwards.
+ * Live events are ordered by LSN; rows of a backfill carry the snapshot
+ * they were read in and are ordered against live events by visibility,
+ * against each other by age. A backfill's range marker becomes deletes
+ * (at its snapshot) of the mirror rows of its range that the snapshot
+ * does not hold, and is recorded so that a key the mirror has never seen
+ * is judged against it too (a "virtual" stored version).
  * Values travel as PostgreSQL input text; the session runs in UTC with ISO
  * dates (db.c), so text read back from the mirror re-enters unchanged.
  */
@@ -28,6 +35,7 @@
 #include "clinicmig/cm_err.h"
 #include "clinicmig/cm_log.h"
 #include "clinicmig/cm_normalize.h"
+#include "clinicmig/cm_txsnap.h"
 #include "clinicmig/cm_value.h"
 
 #define MAX_EXTRA 2
@@ -51,10 +59,14 @@ static const tdesc_t tdescs[] = {
 typedef struct tsql_s {
   char *lock;
   char *write;
+  char *ranges; /* the recorded ranges covering keys the mirror lacks */
+  char *marker; /* records a marker, lists the rows it deletes */
 } tsql_t;
 
 struct cm_mirror_s {
   char *region;
+  char *lock_share; /* every batch: no marker may land meanwhile */
+  char *lock_excl;  /* a batch with markers: alone */
   tsql_t sql[N_TDESC];
 };
 
@@ -68,6 +80,9 @@ typedef struct state_s {
   int has_tx;
   int64_t tx_id;
   int snapshot;
+  int has_snap; /* the version is a backfill row's: ordered by snap */
+  cm_txsnap_t snap;
+  int virt; /* no row: the version a recorded range implies */
   int changed;
   int written;           /* the guarded write moved the stored row */
   const cm_item_t *last; /* item whose position the row now carries */
@@ -103,17 +118,20 @@ static void col_list(char *s, size_t size, const tdesc_t *td,
 }
 
 static int build_sql(cm_db_t *db, const tdesc_t *td, tsql_t *out) {
-  static const char pos[] = "deleted, lsn, tx_id, snapshot, src_topic, "
+  static const char pos[] = "deleted, lsn, tx_id, snapshot, snap_xmin, "
+                            "snap_xmax, snap_xip, src_topic, "
                             "src_partition, src_offset";
   static const char xpos[] =
       "EXCLUDED.deleted, EXCLUDED.lsn, EXCLUDED.tx_id, EXCLUDED.snapshot, "
+      "EXCLUDED.snap_xmin, EXCLUDED.snap_xmax, EXCLUDED.snap_xip, "
       "EXCLUDED.src_topic, EXCLUDED.src_partition, EXCLUDED.src_offset";
   char cols[1024] = "", xcols[1536] = "", tmpl[4096];
 
   col_list(cols, sizeof(cols), td, "");
   col_list(xcols, sizeof(xcols), td, "EXCLUDED.");
   snprintf(tmpl, sizeof(tmpl),
-           "SELECT %s, deleted, lsn, tx_id, snapshot FROM @cm@.%s "
+           "SELECT %s, deleted, lsn, tx_id, snapshot, snap_xmin, snap_xmax, "
+           "snap_xip::text FROM @cm@.%s "
            "WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
            cols, td->mirror);
   out->lock = cm_db_expand(db, tmpl);
@@ -123,11 +141,33 @@ static int build_sql(cm_db_t *db, const tdesc_t *td, tsql_t *out) {
            "FROM json_populate_recordset(NULL::@cm@.%s, $1::json) "
            "ON CONFLICT (id) DO UPDATE SET (%s, %s, applied_at) = "
            "(%s, %s, now()) "
-           "WHERE m.lsn IS NULL OR m.lsn < EXCLUDED.lsn RETURNING id",
+           "WHERE @cm@.supersedes(EXCLUDED.lsn, EXCLUDED.tx_id, "
+           "EXCLUDED.snap_xmin, EXCLUDED.snap_xmax, EXCLUDED.snap_xip, "
+           "m.lsn, m.tx_id, m.snap_xmin, m.snap_xmax, m.snap_xip) "
+           "RETURNING id",
            td->mirror, cols, pos, cols, pos, td->mirror, cols, pos, xcols,
            xpos);
   out->write = cm_db_expand(db, tmpl);
-  return out->lock && out->write ? 0 : CM_ERR_NOMEM;
+  snprintf(tmpl, sizeof(tmpl),
+           "SELECT k.id, r.snap_xmin, r.snap_xmax, r.snap_xip::text "
+           "FROM unnest($1::bigint[]) AS k(id) "
+           "JOIN @cm@.snapshot_range r ON r.tbl = '%s' "
+           "AND r.last_id >= k.id AND r.first_id <= k.id "
+           "AND NOT (k.id <@ r.present)",
+           cm_table_name(td->table));
+  out->ranges = cm_db_expand(db, tmpl);
+  snprintf(tmpl, sizeof(tmpl),
+           "WITH r AS (INSERT INTO @cm@.snapshot_range (tbl, first_id, "
+           "last_id, present, snap_xmin, snap_xmax, snap_xip, src_topic, "
+           "src_partition, src_offset) VALUES ('%s', $1, $2, "
+           "$3::int8multirange, $4, $5, $6::bigint[], $7, $8, $9) "
+           "ON CONFLICT DO NOTHING) "
+           "SELECT id FROM @cm@.%s WHERE id BETWEEN $1 AND $2 "
+           "AND NOT (id <@ $3::int8multirange) ORDER BY id",
+           cm_table_name(td->table), td->mirror);
+  out->marker = cm_db_expand(db, tmpl);
+  return out->lock && out->write && out->ranges && out->marker ? 0
+                                                               : CM_ERR_NOMEM;
 }
 
 cm_mirror_t *cm_mirror_new(cm_db_t *db, const char *phone_region) {
@@ -137,10 +177,14 @@ cm_mirror_t *cm_mirror_new(cm_db_t *db, const char *phone_region) {
   if (!m)
     return NULL;
   m->region = strdup(phone_region);
+  m->lock_share =
+      cm_db_expand(db, "LOCK TABLE @cm@.snapshot_range IN SHARE MODE");
+  m->lock_excl = cm_db_expand(
+      db, "LOCK TABLE @cm@.snapshot_range IN SHARE ROW EXCLUSIVE MODE");
   for (i = 0; i < N_TDESC; i++)
     if (build_sql(db, &tdescs[i], &m->sql[i]) != 0)
       break;
-  if (!m->region || i < N_TDESC) {
+  if (!m->region || !m->lock_share || !m->lock_excl || i < N_TDESC) {
     cm_mirror_destroy(m);
     return NULL;
   }
@@ -155,8 +199,12 @@ void cm_mirror_destroy(cm_mirror_t *m) {
   for (i = 0; i < N_TDESC; i++) {
     free(m->sql[i].lock);
     free(m->sql[i].write);
+    free(m->sql[i].ranges);
+    free(m->sql[i].marker);
   }
   free(m->region);
+  free(m->lock_share);
+  free(m->lock_excl);
   free(m);
 }
 
@@ -177,6 +225,7 @@ static void state_free(state_t *s, int n) {
       free(s[i].old_extra[c]);
     free(s[i].old_ref[0]);
     free(s[i].old_ref[1]);
+    cm_txsnap_clear(&s[i].snap);
   }
   free(s);
 }
@@ -199,9 +248,9 @@ static cm_item_t **select_items(cm_batch_t *batch, cm_table_t table, int *n) {
     return NULL;
   for (i = 0; i < batch->cnt; i++)
     if (batch->items[i].outcome == CM_OUT_PENDING && batch->items[i].decoded &&
-        batch->items[i].ev.table == table)
+        batch->items[i].ev.table == table &&
+        batch->items[i].ev.op != CM_OP_RANGE)
       v[(*n)++] = &batch->items[i];
-  qsort(v, (size_t)*n, sizeof(*v), cmp_item);
   return v;
 }
 
@@ -244,6 +293,11 @@ static void load_states(PGresult *res, const tdesc_t *td, state_t *st,
     st[k].has_tx = !PQgetisnull(res, r, ncols + 2);
     st[k].tx_id = parse_i64(PQgetvalue(res, r, ncols + 2));
     st[k].snapshot = PQgetvalue(res, r, ncols + 3)[0] == 't';
+    st[k].has_snap =
+        !PQgetisnull(res, r, ncols + 4) &&
+        cm_txsnap_from_parts(parse_i64(PQgetvalue(res, r, ncols + 4)),
+                             parse_i64(PQgetvalue(res, r, ncols + 5)),
+                             PQgetvalue(res, r, ncols + 6), &st[k].snap) == 0;
   }
 }
 
@@ -288,6 +342,31 @@ static int placeholder_unusable(const state_t *s, cm_item_t *it, int ncols) {
   return 0;
 }
 
+/*
+ * Whether event @p ev supersedes the version @p s holds (docs/design.md
+ * §2.2): two live events by LSN; a backfill row and a live event by
+ * whether the live event's transaction is visible in the row's snapshot;
+ * two backfill rows by the age of their snapshots. A live event without a
+ * txId cannot be placed against a snapshot: the live event wins, and so
+ * does a snapshot over a live version without one. A virtual version (a
+ * recorded range) loses to a row of its own snapshot.
+ */
+static int supersedes(const cm_event_t *ev, const state_t *s) {
+  int c;
+
+  if (!s->exists && !s->virt)
+    return 1;
+  if (ev->has_txsnap && s->has_snap) {
+    c = cm_txsnap_cmp(&ev->txsnap, &s->snap);
+    return c > 0 || (c == 0 && s->virt);
+  }
+  if (ev->has_txsnap)
+    return !s->has_tx || cm_txsnap_visible(&ev->txsnap, s->tx_id);
+  if (s->has_snap)
+    return !ev->has_tx_id || !cm_txsnap_visible(&s->snap, ev->tx_id);
+  return !s->has_lsn || ev->lsn > s->lsn;
+}
+
 static void fold_one(const cm_mirror_t *m, const tdesc_t *td, state_t *s,
                      cm_item_t *it) {
   char buf[CM_VALUE_TEXT_MAX];
@@ -295,7 +374,7 @@ static void fold_one(const cm_mirror_t *m, const tdesc_t *td, state_t *s,
   int ncols, c;
 
   cm_table_columns(td->table, &ncols);
-  if (s->has_lsn && it->ev.lsn <= s->lsn) {
+  if (!supersedes(&it->ev, s)) {
     it->outcome = CM_OUT_STALE;
     return;
   }
@@ -315,11 +394,15 @@ static void fold_one(const cm_mirror_t *m, const tdesc_t *td, state_t *s,
   }
   s->deleted = it->ev.op == CM_OP_DELETE;
   s->exists = 1;
-  s->has_lsn = 1;
+  s->virt = 0;
+  s->has_lsn = it->ev.has_lsn;
   s->lsn = it->ev.lsn;
   s->has_tx = it->ev.has_tx_id;
   s->tx_id = it->ev.tx_id;
   s->snapshot = it->ev.snapshot != CM_SNAP_FALSE;
+  cm_txsnap_clear(&s->snap);
+  s->has_snap =
+      it->ev.has_txsnap && cm_txsnap_copy(&s->snap, &it->ev.txsnap) == 0;
   s->changed = 1;
   s->last = it;
   it->outcome = CM_OUT_APPLIED;
@@ -350,10 +433,20 @@ static cJSON *row_json(const tdesc_t *td, const state_t *s) {
   }
   /* 64-bit numbers travel as text: a JSON number is a double */
   cJSON_AddBoolToObject(o, "deleted", s->deleted);
-  add_i64(o, "lsn", s->lsn);
+  if (s->has_lsn)
+    add_i64(o, "lsn", s->lsn);
   if (s->has_tx)
     add_i64(o, "tx_id", s->tx_id);
   cJSON_AddBoolToObject(o, "snapshot", s->snapshot);
+  if (s->has_snap) {
+    char *xip = cm_txsnap_xip_array(&s->snap);
+
+    add_i64(o, "snap_xmin", s->snap.xmin);
+    add_i64(o, "snap_xmax", s->snap.xmax);
+    if (xip)
+      cJSON_AddStringToObject(o, "snap_xip", xip);
+    free(xip);
+  }
   cJSON_AddStringToObject(o, "src_topic", s->last->topic);
   cJSON_AddNumberToObject(o, "src_partition", s->last->partition);
   add_i64(o, "src_offset", s->last->offset);
@@ -530,26 +623,211 @@ static int write_rows(cm_db_t *db, const tsql_t *q, const tdesc_t *td,
   return 0;
 }
 
+/* ---- range markers ------------------------------------------------- */
+
+/* Deletes a marker implies, made as items of their own (their snapshot
+ * borrowed from the marker's event). */
+typedef struct synth_s {
+  cm_item_t *v;
+  int n;
+  int cap;
+} synth_t;
+
+static int synth_add(synth_t *sy, const cm_item_t *marker, int64_t id) {
+  cm_item_t *it;
+
+  if (sy->n == sy->cap) {
+    int cap = sy->cap ? sy->cap * 2 : 64;
+
+    it = realloc(sy->v, sizeof(*it) * (size_t)cap);
+    if (!it)
+      return CM_ERR_NOMEM;
+    sy->v = it;
+    sy->cap = cap;
+  }
+  it = &sy->v[sy->n++];
+  memset(it, 0, sizeof(*it));
+  it->topic = marker->topic;
+  it->partition = marker->partition;
+  it->offset = marker->offset;
+  it->decoded = 1;
+  it->ev.table = marker->ev.table;
+  it->ev.op = CM_OP_DELETE;
+  it->ev.key = id;
+  it->ev.has_lsn = marker->ev.has_lsn;
+  it->ev.lsn = marker->ev.lsn;
+  it->ev.snapshot = marker->ev.snapshot;
+  it->ev.has_txsnap = 1;
+  it->ev.txsnap = marker->ev.txsnap;
+  return 0;
+}
+
+/* The marker's present runs as an int8multirange literal. */
+static char *runs_text(const cm_event_t *ev) {
+  size_t size = 3 + (size_t)ev->n_runs * 44, len = 1;
+  char *buf = malloc(size);
+  int i;
+
+  if (!buf)
+    return NULL;
+  buf[0] = '{';
+  for (i = 0; i < ev->n_runs; i++)
+    len +=
+        (size_t)snprintf(buf + len, size - len, "%s[%" PRId64 ",%" PRId64 "]",
+                         i ? "," : "", ev->runs[2 * i], ev->runs[2 * i + 1]);
+  snprintf(buf + len, size - len, "}");
+  return buf;
+}
+
+/* Records one marker and adds a delete for each mirror row of its range
+ * that its snapshot does not hold. */
+static int apply_marker(cm_db_t *db, const tsql_t *q, cm_item_t *it,
+                        synth_t *sy, char *errstr, size_t errstr_size) {
+  char first[24], last[24], xmin[24], xmax[24], part[16], off[24];
+  char *present = runs_text(&it->ev),
+       *xip = cm_txsnap_xip_array(&it->ev.txsnap);
+  const char *params[9] = {first, last,      present, xmin, xmax,
+                           xip,   it->topic, part,    off};
+  PGresult *res = NULL;
+  int r = CM_ERR_NOMEM, i;
+
+  snprintf(first, sizeof(first), "%" PRId64, it->ev.range_first);
+  snprintf(last, sizeof(last), "%" PRId64, it->ev.range_last);
+  snprintf(xmin, sizeof(xmin), "%" PRId64, it->ev.txsnap.xmin);
+  snprintf(xmax, sizeof(xmax), "%" PRId64, it->ev.txsnap.xmax);
+  snprintf(part, sizeof(part), "%" PRId32, it->partition);
+  snprintf(off, sizeof(off), "%" PRId64, it->offset);
+  if (present && xip)
+    r = cm_db_exec(db, q->marker, 9, params, &res, errstr, errstr_size);
+  for (i = 0; !r && i < PQntuples(res); i++)
+    r = synth_add(sy, it, parse_i64(PQgetvalue(res, i, 0)));
+  if (!r)
+    it->outcome = CM_OUT_APPLIED;
+  PQclear(res);
+  free(present);
+  free(xip);
+  return r;
+}
+
+static int apply_markers(cm_db_t *db, const tsql_t *q, cm_table_t table,
+                         cm_batch_t *batch, synth_t *sy, char *errstr,
+                         size_t errstr_size) {
+  int i, r = 0;
+
+  for (i = 0; !r && i < batch->cnt; i++) {
+    cm_item_t *it = &batch->items[i];
+
+    if (it->outcome == CM_OUT_PENDING && it->decoded && it->ev.table == table &&
+        it->ev.op == CM_OP_RANGE)
+      r = apply_marker(db, q, it, sy, errstr, errstr_size);
+  }
+  return r;
+}
+
+/* Keys the mirror does not hold take the version of the latest recorded
+ * range that says its snapshot had no such row. */
+static int load_virtual(cm_db_t *db, const tsql_t *q, state_t *st, int n_st,
+                        char *errstr, size_t errstr_size) {
+  int64_t *idv = malloc(sizeof(*idv) * (size_t)(n_st ? n_st : 1));
+  const char *params[1];
+  PGresult *res;
+  cm_txsnap_t snap;
+  state_t *s;
+  int n = 0, k, r;
+
+  if (!idv)
+    return CM_ERR_NOMEM;
+  for (k = 0; k < n_st; k++)
+    if (!st[k].exists)
+      idv[n++] = st[k].id;
+  params[0] = n ? cm_db_int_array(idv, n) : NULL;
+  free(idv);
+  if (!n)
+    return 0;
+  if (!params[0])
+    return CM_ERR_NOMEM;
+  r = cm_db_exec(db, q->ranges, 1, params, &res, errstr, errstr_size);
+  free((char *)params[0]);
+  for (k = 0; !r && k < PQntuples(res); k++) {
+    s = state_of(st, n_st, parse_i64(PQgetvalue(res, k, 0)));
+    if (!s || cm_txsnap_from_parts(parse_i64(PQgetvalue(res, k, 1)),
+                                   parse_i64(PQgetvalue(res, k, 2)),
+                                   PQgetvalue(res, k, 3), &snap) != 0)
+      continue;
+    if (!s->virt || cm_txsnap_cmp(&snap, &s->snap) > 0) {
+      cm_txsnap_clear(&s->snap);
+      s->snap = snap;
+      s->virt = s->has_snap = 1;
+    } else {
+      cm_txsnap_clear(&snap);
+    }
+  }
+  if (!r)
+    PQclear(res);
+  return r;
+}
+
+/* The table's items to fold: its events and the deletes its markers
+ * imply, sorted by key then batch order. */
+static cm_item_t **gather(cm_batch_t *batch, cm_table_t table, synth_t *sy,
+                          int *n) {
+  cm_item_t **v;
+  int i;
+
+  v = select_items(batch, table, n);
+  if (v && sy->n) {
+    cm_item_t **nv = realloc(v, sizeof(*v) * (size_t)(*n + sy->n));
+
+    if (!nv) {
+      free(v);
+      return NULL;
+    }
+    v = nv;
+    for (i = 0; i < sy->n; i++)
+      v[(*n)++] = &sy->v[i];
+  }
+  if (v)
+    qsort(v, (size_t)*n, sizeof(*v), cmp_item);
+  return v;
+}
+
+int cm_mirror_lock_ranges(cm_mirror_t *m, cm_db_t *db, const cm_batch_t *batch,
+                          char *errstr, size_t errstr_size) {
+  int i, markers = 0;
+
+  for (i = 0; i < batch->cnt; i++)
+    if (batch->items[i].decoded && batch->items[i].ev.op == CM_OP_RANGE &&
+        batch->items[i].outcome == CM_OUT_PENDING)
+      markers = 1;
+  return cm_db_cmd(db, markers ? m->lock_excl : m->lock_share, errstr,
+                   errstr_size);
+}
+
 int cm_mirror_apply(cm_mirror_t *m, cm_db_t *db, cm_table_t table,
                     cm_batch_t *batch, cm_touched_t *touched, char *errstr,
                     size_t errstr_size) {
   const tdesc_t *td;
-  cm_item_t **items;
+  cm_item_t **items = NULL;
   state_t *st = NULL;
-  int n, n_st = 0, i, k, idx, r;
+  synth_t sy = {NULL, 0, 0};
+  int n = 0, n_st = 0, i, k, idx, r;
 
   memset(touched, 0, sizeof(*touched));
   td = tdesc_of(table, &idx);
   if (!td)
     return 0;
-  items = select_items(batch, table, &n);
-  if (items && n > 0)
-    st = make_states(items, n, &n_st);
-  if (!items || (n > 0 && !st)) {
-    free(items);
-    return CM_ERR_NOMEM;
+  r = apply_markers(db, &m->sql[idx], table, batch, &sy, errstr, errstr_size);
+  if (!r) {
+    items = gather(batch, table, &sy, &n);
+    if (items && n > 0)
+      st = make_states(items, n, &n_st);
+    if (!items || (n > 0 && !st))
+      r = CM_ERR_NOMEM;
   }
-  r = n ? lock_rows(db, &m->sql[idx], td, st, n_st, errstr, errstr_size) : 0;
+  if (!r && n)
+    r = lock_rows(db, &m->sql[idx], td, st, n_st, errstr, errstr_size);
+  if (!r && n)
+    r = load_virtual(db, &m->sql[idx], st, n_st, errstr, errstr_size);
   for (i = 0, k = 0; !r && i < n; i++) {
     while (st[k].id != items[i]->ev.key)
       k++;
@@ -562,5 +840,6 @@ int cm_mirror_apply(cm_mirror_t *m, cm_db_t *db, cm_table_t table,
     r = fill_touched(td, st, n_st, touched);
   state_free(st, n_st);
   free(items);
+  free(sy.v);
   return r;
 }

@@ -5,9 +5,9 @@
  * NOTES
  * For each table the batch touches, the mirror step locks the stored rows
  * of the batch's keys (in key order, so workers never deadlock on them),
- * folds the batch's events into them under the version rule of DESIGN
- * §2.2 (an event at or below the stored stream position is stale; a delete
- * leaves a tombstone), and writes every changed row back with one
+ * folds the batch's events into them under the version rule of
+ * docs/design.md §2.2 (an event the stored version supersedes is stale; a
+ * delete leaves a tombstone), and writes every changed row back with one
  * set-based statement. It reports which keys changed and their grouping
  * keys before and after, which is what the derive step needs.
  */
@@ -45,13 +45,25 @@ void cm_mirror_destroy(cm_mirror_t *m);
  *        caller's open transaction.
  *
  * Marks each item of the table APPLIED, STALE or DEAD_LETTER (an update
- * whose unchanged-TOAST placeholder has no stored value to keep), and
- * fills @p touched, its sets sorted (free with cm_touched_clear()).
+ * whose unchanged-TOAST placeholder has no stored value to keep); a range
+ * marker is recorded and APPLIED, and the rows it deletes count as
+ * changed. Fills @p touched, its sets sorted (free with cm_touched_clear()).
  * @returns 0 or a cm_db_exec() error with the reason in @p errstr.
  */
 int cm_mirror_apply(cm_mirror_t *m, cm_db_t *db, cm_table_t table,
                     cm_batch_t *batch, cm_touched_t *touched, char *errstr,
                     size_t errstr_size);
+
+/**
+ * @brief Takes the batch's lock on the recorded snapshot ranges, first in
+ *        the caller's open transaction: shared for an ordinary batch,
+ *        exclusive for one that holds range markers, so that a marker and
+ *        a batch that judges new keys against the recorded ranges never
+ *        run at once (docs/design.md §3).
+ * @returns 0 or a cm_db_exec() error with the reason in @p errstr.
+ */
+int cm_mirror_lock_ranges(cm_mirror_t *m, cm_db_t *db, const cm_batch_t *batch,
+                          char *errstr, size_t errstr_size);
 
 void cm_touched_clear(cm_touched_t *t);
 

@@ -5,7 +5,8 @@ The User topic has one partition, and more than the local cluster keeps
 per partition is published before the worker starts, so the oldest
 messages are gone. The worker must record the gap (topic, partition,
 first and last lost offsets) in clinicmig.offset_gap, log it, and only
-then go on from the log start; the rest is applied.
+then go on from the log start; the rest is applied. The log line names
+the clinicmig-replay command that repairs the gap.
 """
 import os
 import sys
@@ -33,6 +34,11 @@ with Env(topics=topics) as env:
         [("legacy.public.User", 0, 0, low)])
     check_true("the gap is logged", "offset gap on legacy.public.User [0]"
                in w.output())
+    check_true("the log names the backfill that repairs it",
+               "repair with: clinicmig-replay db --legacy-conninfo "
+               f"LEGACY_CONNINFO --bootstrap-servers {env.kafka.bootstrap} "
+               "--topic-replay clinicmig.replay --topic-prefix legacy "
+               "--source-schema public --tables User" in w.output())
     check("the events still in the log are applied", env.pg.query(
         "SELECT count(*) FROM clinicmig.mirror_user")[0][0], high - low)
 done()

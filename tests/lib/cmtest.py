@@ -468,3 +468,81 @@ ALL_TABLES = dict(DOCTOR_TABLES, **{
     "appointment": "id, clinic_id, clinic_doctor_id, clinic_patient_id,"
                    " starts_at, ends_at, status, reason",
 })
+
+
+# ---- the replay topic ---------------------------------------------------
+
+REPLAY = "clinicmig.replay"
+
+
+def replay_row(table, row, snap, lsn=0):
+    """(topic, key, value) of a row as clinicmig-replay db publishes it:
+    op r, read in the snapshot @snap ("xmin:xmax:xip,...")."""
+    env = envelope(table, "r", None, row, lsn, None, "true")
+    env["source"].update(connector="clinicmig-replay", txid_snapshot=snap)
+    return (REPLAY, json.dumps({"id": row["id"]}), json.dumps(env))
+
+
+def range_marker(table, first, last, present, snap, lsn=0):
+    """(topic, key, value) of a range marker: in snapshot @snap the ids of
+    @table within [first, last] are exactly the runs of @present."""
+    src = envelope(table, "r", None, None, lsn, None, "true")["source"]
+    src.update(connector="clinicmig-replay", txid_snapshot=snap)
+    value = {"op": "range", "source": src, "ts_ms": src["ts_ms"],
+             "range": {"first": first, "last": last,
+                       "present": [list(r) for r in present]}}
+    return (REPLAY, json.dumps({"table": table, "first": first,
+                                "last": last}), json.dumps(value))
+
+
+REPLAY_TOOL = os.path.join(BUILD, "tools", "replay", "clinicmig-replay")
+ORACLE = os.path.join(BUILD, "tools", "oracle", "clinicmig-oracle")
+
+
+class Replay:
+    """A running `clinicmig-replay db` against the test's servers; its
+    stderr is collected, and snapshot() waits for the line that says its
+    snapshot is taken."""
+
+    def __init__(self, env, *args, legacy=None):
+        import threading
+        self.lines = []
+        self._seen = threading.Event()
+        self.proc = subprocess.Popen(
+            [REPLAY_TOOL, "db", "--legacy-conninfo",
+             legacy or env.pg.conninfo, "--bootstrap-servers",
+             env.kafka.bootstrap] + list(args),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+            if " snapshot " in line:
+                self._seen.set()
+        self._seen.set()
+
+    def snapshot(self, timeout=60):
+        """(txid_snapshot text, lsn) of the run's snapshot."""
+        import re
+        if not self._seen.wait(timeout):
+            raise TimeoutError("clinicmig-replay took no snapshot")
+        for line in self.lines:
+            m = re.search(r"snapshot (\S+) at lsn (\d+)", line)
+            if m:
+                return m.group(1), int(m.group(2))
+        raise RuntimeError("clinicmig-replay: " + " | ".join(self.lines))
+
+    def wait(self, timeout=300):
+        rc = self.proc.wait(timeout)
+        self._reader.join(10)
+        return rc
+
+
+def oracle(pg, *args):
+    """Runs the oracle on the test's database (legacy tables and the new
+    schema side by side): (exit status, output)."""
+    r = subprocess.run([ORACLE, "--legacy", pg.conninfo] + list(args),
+                       capture_output=True, text=True)
+    return r.returncode, r.stdout + r.stderr
