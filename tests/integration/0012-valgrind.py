@@ -2,7 +2,8 @@
 """0012-valgrind: the worker under valgrind's memcheck.
 
 A worker runs under memcheck through a small history of every entity
-(creates, updates, deletes, a poison event, a placeholder), is stopped
+(creates, updates, deletes, a poison event, a placeholder, backfill rows
+and a range marker), is stopped
 with SIGTERM, and must exit 0 with no memory error and no definite leak.
 Skipped (reported as such, not passed) in the sanitizer build, where
 valgrind cannot run the instrumented binary.
@@ -13,7 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from cmtest import (Env, appointment, check, done, drained, message,  # noqa
-                    patient, publish, tombstone, user, wait_until)
+                    patient, publish, range_marker, replay_row, tombstone,
+                    user, wait_until)
 
 if os.environ.get("CM_SANITIZE") == "ON":
     print("valgrind cannot run the sanitizer build: skipped")
@@ -32,6 +34,13 @@ with Env() as env:
              message("Patient", "d", 4, 901), tombstone("Patient", 4),
              ("legacy.public.User", '{"id": 5}', '{"op": "u", "after": {'),
              message("Patient", "u", patient(7, phone="89160000003"), 950)]
+    # a backfill: snapshot rows, a range marker that deletes, and a late
+    # live insert judged against the recorded range
+    snap = "5000:5010:5003"
+    msgs += [replay_row("Patient", patient(i, phone=f"8916000000{i % 4}"),
+                        snap) for i in range(10, 20)]
+    msgs += [range_marker("Patient", 1, 30, [(10, 19)], snap),
+             message("Patient", "c", patient(25), 990, tx_id=4000)]
     publish(env.kafka.bootstrap, msgs)
     vg = env.worker("vg", wrapper=[
         "valgrind", "--tool=memcheck", "--leak-check=full",
