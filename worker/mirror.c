@@ -151,9 +151,8 @@ static int build_sql(cm_db_t *db, const tdesc_t *td, tsql_t *out) {
   snprintf(tmpl, sizeof(tmpl),
            "SELECT k.id, r.snap_xmin, r.snap_xmax, r.snap_xip::text "
            "FROM unnest($1::bigint[]) AS k(id) "
-           "JOIN @cm@.snapshot_range r ON r.tbl = '%s' "
-           "AND r.last_id >= k.id AND r.first_id <= k.id "
-           "AND NOT (k.id <@ r.present)",
+           "JOIN @cm@.snapshot_range r ON r.span @> k.id "
+           "AND r.tbl = '%s' AND NOT (k.id <@ r.present)",
            cm_table_name(td->table));
   out->ranges = cm_db_expand(db, tmpl);
   snprintf(tmpl, sizeof(tmpl),

@@ -33,10 +33,15 @@ CREATE TABLE IF NOT EXISTS @cm@.snapshot_range (
   src_partition integer,
   src_offset    bigint,
   applied_at    timestamptz    NOT NULL DEFAULT now(),
+  -- [first_id, last_id] as a range (an upper bound of 2^63-1 is open)
+  span          int8range      NOT NULL GENERATED ALWAYS AS (
+                  int8range(first_id, CASE WHEN last_id < 9223372036854775807
+                                      THEN last_id + 1 END)) STORED,
   UNIQUE (tbl, first_id, last_id, snap_xmin, snap_xmax, snap_xip)
 );
-CREATE INDEX IF NOT EXISTS snapshot_range_cover
-  ON @cm@.snapshot_range (tbl, last_id, first_id);
+-- the ranges covering a key, however many backfills ran
+CREATE INDEX IF NOT EXISTS snapshot_range_span
+  ON @cm@.snapshot_range USING gist (span);
 
 -- Debezium's txId is a 32-bit xid: the 64-bit id nearest to ref.
 CREATE OR REPLACE FUNCTION @cm@.xid_widen(xid bigint, ref bigint)
