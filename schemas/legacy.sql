@@ -1,5 +1,5 @@
 -- The legacy single-clinic tables, exactly as the application (Prisma)
--- created them (DESIGN §1). Used by the tests, the demo and rehearsals as
+-- created them (docs/design.md §1). Used by the tests, the demo and rehearsals as
 -- the source database; clinicmig never writes to them.
 CREATE TABLE IF NOT EXISTS "Clinic" (
   "id"        integer PRIMARY KEY,

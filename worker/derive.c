@@ -8,7 +8,7 @@
  * removes what no longer has a source. Writes are skipped where nothing
  * changes (IS DISTINCT FROM), so replays and duplicates cost reads only.
  *
- * Doctors (DESIGN §2.3): a clinic_doctor for every live user whose role
+ * Doctors (docs/design.md §2.3): a clinic_doctor for every live user whose role
  * is DOCTOR or whom a live appointment names; is_active is role DOCTOR and
  * isActive. Users with one normalized email share a global_doctor whose
  * id is the group's smallest user id; a user without a usable email is a

@@ -3,8 +3,8 @@
  *
  * NOTES
  * A global_patient is a connected component of live legacy patients
- * linked by an equal phone key or an equal email key (DESIGN §2.3); with
- * patients.match = strict, two patients are linked only where their birth
+ * linked by an equal phone key or an equal email key (docs/design.md §2.3);
+ * with patients.match = strict, two patients are linked only where their birth
  * dates do not conflict. Its id is the component's anchor, the smallest
  * patient id in it.
  *

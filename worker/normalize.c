@@ -3,7 +3,7 @@
  *
  * NOTES
  * The worker and the convergence oracle both call cm_email_normalize()
- * (DESIGN §2.3), so it must stay a pure function of its input. It is
+ * (docs/design.md §2.3), so it must stay a pure function of its input. It is
  * deliberately strict: a value it rejects gives no key, which at worst
  * misses a merge; a value it wrongly accepts could merge two people.
  * Only ASCII letters are lower-cased; other bytes are kept as they are.

@@ -3,7 +3,7 @@
  *
  * NOTES
  * The worker and the convergence oracle both call cm_phone_normalize()
- * (DESIGN §2.3): parse against the configured default region, keep the
+ * (docs/design.md §2.3): parse against the configured default region, keep the
  * number only if libphonenumber judges it valid, and key it by its E.164
  * text. A number with an extension gives no key: E.164 drops the
  * extension, so two people behind one switchboard would otherwise share a

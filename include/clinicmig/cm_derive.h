@@ -1,7 +1,7 @@
 /**
  * @file cm_derive.h
  * @brief Derives the new schema from the mirror for the keys a batch
- *        touched (the mapping f of DESIGN §2.3).
+ *        touched (the mapping f of docs/design.md §2.3).
  *
  * NOTES
  * Derivation reads only the mirror, never the events, so the result is a

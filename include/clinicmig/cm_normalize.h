@@ -4,8 +4,8 @@
  *
  * NOTES
  * These are the only code the convergence oracle shares with the worker
- * (DESIGN §2.3). A value that cannot be normalized gives no key: a missed
- * merge can be repaired, a false merge of two people's records cannot.
+ * (docs/design.md §2.3). A value that cannot be normalized gives no key: a
+ * missed merge can be repaired, a false merge of two people's records cannot.
  */
 #ifndef CM_NORMALIZE_H
 #define CM_NORMALIZE_H

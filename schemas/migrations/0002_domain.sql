@@ -1,4 +1,4 @@
--- 0002: the new multi-clinic domain schema (DESIGN §1, §2.3). Every row's
+-- 0002: the new multi-clinic domain schema (docs/design.md §1, §2.3). Every row's
 -- id is the legacy id it came from; global rows take the smallest legacy id
 -- of their group, so ids are stable.
 CREATE TABLE IF NOT EXISTS @v2@.global_doctor (

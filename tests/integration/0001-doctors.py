@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""0001-doctors: doctors end to end (DESIGN §2.3).
+"""0001-doctors: doctors end to end (docs/design.md §2.3).
 
 Creates, updates, a role change in both directions, a deactivation and a
 delete with its tombstone, in both JSON converter forms, published to the

@@ -8,7 +8,7 @@ one again; the anchors stay stable and retired anchors become aliases
 Appointments arrive before their doctor and patient and are resolved when
 those land; a user an appointment names gets a clinic_doctor even when it
 is not a doctor; moves and deletes follow. Every expected row below was
-worked out by hand from DESIGN §2.3.
+worked out by hand from docs/design.md §2.3.
 """
 import os
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """0020-oracle: clinicmig-oracle computes f and finds every difference.
 
-A small legacy data set exercises every rule of f (DESIGN §2.3): doctors
+A small legacy data set exercises every rule of f (docs/design.md §2.3): doctors
 sharing an email across clinics in case/space variants, an unusable email,
 a non-DOCTOR user named by an appointment, an ADMIN sharing a doctor's
 email, an inactive doctor, a tie on updatedAt; patients linked through

@@ -3,7 +3,7 @@
  *
  * NOTES
  * cm_email_normalize() and cm_phone_normalize() are the only code the
- * worker shares with the convergence oracle (DESIGN §2.3), so every
+ * worker shares with the convergence oracle (docs/design.md §2.3), so every
  * spelling the legacy data is known to hold gets a row here. Each expected
  * E.164 key was first checked with libphonenumber 8.12.57 (Debian) itself:
  * the tables pin that version's judgement of what is a valid number.

@@ -250,7 +250,7 @@ SEED_USERS = [
 
 # id, clinicId, firstName, lastName, middleName, birthDate, gender, phone,
 # email (createdAt/updatedAt are derived from the id). The intended
-# components (DESIGN §2.3, phones parsed for region RU):
+# components (docs/design.md §2.3, phones parsed for region RU):
 #   {1, 8, 15}  one man in three clinics, one phone in three forms
 #   {2, 16}     one woman in two clinics, one email in two spellings
 #   {3, 4, 10}  a family phone (3, 4) and 4's email again in clinic 2 (10)

@@ -2,7 +2,7 @@
  * clinicmig-oracle.c — checks the v2 tables against f(legacy tables).
  *
  * NOTES
- * The convergence oracle of DESIGN §2.1: once the workers have drained
+ * The convergence oracle of docs/design.md §2.1: once the workers have drained
  * every topic, the v2 tables must equal f(final legacy state). This tool
  * computes f directly from the legacy tables, by a route of its own
  * (mapping.c), and compares it row by row with what the workers built.
@@ -30,7 +30,7 @@
 static const char usage[] =
     "Usage: clinicmig-oracle --legacy CONNINFO [options]\n"
     "\n"
-    "Computes the mapping f (DESIGN.md section 2.3) directly from the\n"
+    "Computes the mapping f (docs/design.md section 2.3) directly from the\n"
     "legacy tables \"User\", \"Patient\" and \"Appointment\" and compares it\n"
     "row by row with the v2 tables global_doctor, clinic_doctor,\n"
     "global_patient, clinic_patient and appointment.\n"

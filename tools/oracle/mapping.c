@@ -1,5 +1,5 @@
 /*
- * mapping.c — the mapping f of DESIGN §2.3, computed from scratch.
+ * mapping.c — the mapping f of docs/design.md §2.3, computed from scratch.
  *
  * NOTES
  * This is the oracle's own route to f, independent of the worker's (which

@@ -3,8 +3,8 @@
  *
  * NOTES
  * The oracle reads the final legacy tables (db.c), computes the mapping f
- * of DESIGN §2.3 from them in memory (mapping.c), reads the v2 tables the
- * workers built (db.c), merge-compares the two sides table by table
+ * of docs/design.md §2.3 from them in memory (mapping.c), reads the v2 tables
+ * the workers built (db.c), merge-compares the two sides table by table
  * (compare.c) and prints what differs (report.c). Every value is kept as
  * the text PostgreSQL prints in a session with TimeZone=UTC and
  * DateStyle=ISO, NULL being a NULL pointer, so that the comparison is a
