@@ -22,7 +22,8 @@ confluent-kafka, and is checked against the tables:
 - --tables, --clinics, --ids, --source-schema with int8 ids past 2^53;
 - the snapshot: rows changed after the snapshot line are published as
   they were, and the changing transaction is not visible in the
-  published txid_snapshot; --rate slows the run, progress lines appear.
+  published txid_snapshot; --rate slows the run, progress lines appear;
+- brokers that stop answering mid-run: exit 1, the loss counted.
 
 Then dlq mode (dead letters with Kafka Connect headers, filtered by
 reason, source topic and time) and topic mode (by offsets, partitions,
@@ -487,6 +488,29 @@ def test_snapshot_and_rate(env, want):
     no_values_in("snapshot", lines, want)
 
 
+def test_unacknowledged(env):
+    """Brokers that stop answering mid-run: exit 1, the loss counted."""
+    topic = fresh_topic(env)
+    p = subprocess.Popen(
+        [REPLAY, "db", "--legacy-conninfo", env.pg.conninfo, "-b",
+         env.kafka.bootstrap, "--topic-replay", topic, "--tables", "Patient",
+         "--rate", "50", "--quiet", "-X", "kafka.message.timeout.ms=1500"],
+        stderr=subprocess.PIPE, text=True)
+    first = p.stderr.readline()
+    env.kafka.broker_down(-1)
+    try:
+        lines = [first.rstrip("\n")] + p.stderr.read().splitlines()
+        status = p.wait(timeout=60)
+    finally:
+        env.kafka.broker_up(-1)
+    check("unacknowledged: exit status 1", status, 1)
+    check_true("unacknowledged: the snapshot line, then one line",
+               len(lines) == 2 and SNAPSHOT_RE.match(lines[0]), lines)
+    check_true("unacknowledged: the line counts the messages", re.match(
+        r"^clinicmig-replay: [1-9]\d* messages not acknowledged by the"
+        r" cluster: .+$", lines[-1]), lines[-1:])
+
+
 # ---- dlq and topic modes --------------------------------------------------
 
 T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
@@ -719,4 +743,5 @@ with Env() as env:
     test_topic(env)
     test_errors(env)
     test_snapshot_and_rate(env, want)
+    test_unacknowledged(env)
 done()

@@ -55,6 +55,10 @@ static int run(const rp_opts_t *o, char *errstr, size_t errstr_size) {
     rc = rp_db_run(o, out, errstr, errstr_size);
   else
     rc = rp_read_run(o, out, errstr, errstr_size);
+  /* A failed delivery stopped the run: wait for the rest, so that the one
+   * line counts every message the cluster did not acknowledge. */
+  if (rc != 0 && rp_out_failed(out))
+    rp_out_finish(out, errstr, errstr_size);
   rp_out_destroy(out);
   return rc;
 }

@@ -30,10 +30,17 @@
 #define FINISH_POLL_MS 500
 #define DESTROY_FLUSH_MS 10000
 
+/** Figures of a producer, as of the last poll. */
+typedef struct stats_s {
+  int64_t queued; /**< handed to librdkafka */
+  int64_t acked;  /**< acknowledged by the cluster */
+  int64_t failed; /**< delivery failed */
+} stats_t;
+
 struct rp_out_s {
   rd_kafka_t *rk;
   rd_kafka_topic_t *rkt;
-  rp_out_stats_t st;
+  stats_t st;
   char first_error[256];
   double rate, tokens, refilled; /* token bucket; rate 0: none */
 };
@@ -171,10 +178,8 @@ int rp_out_send(rp_out_t *out, const void *key, size_t key_len,
 
   if (out->st.failed)
     return send_failed(out, errstr, errstr_size);
-  if (counted && out->rate > 0) {
+  if (counted && out->rate > 0)
     take_token(out);
-    out->st.counted++;
-  }
   for (;;) {
     h = origin_headers(origin, position);
     err = rd_kafka_producev(
@@ -215,10 +220,6 @@ int rp_out_finish(rp_out_t *out, char *errstr, size_t errstr_size) {
   return 0;
 }
 
-void rp_out_stats(const rp_out_t *out, rp_out_stats_t *st) {
-  *st = out->st;
-}
-
-rd_kafka_t *rp_out_handle(rp_out_t *out) {
-  return out->rk;
+int rp_out_failed(const rp_out_t *out) {
+  return out->st.failed > 0;
 }

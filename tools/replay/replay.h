@@ -133,14 +133,6 @@ int64_t rp_wall_ms(void);
 
 typedef struct rp_out_s rp_out_t;
 
-/** Figures of a producer, as of the last poll. */
-typedef struct rp_out_stats_s {
-  int64_t queued;  /**< handed to librdkafka */
-  int64_t acked;   /**< acknowledged by the cluster */
-  int64_t failed;  /**< delivery failed */
-  int64_t counted; /**< messages that took from the rate limit */
-} rp_out_stats_t;
-
 /**
  * @brief The producer to the replay topic: enable.idempotence=true,
  *        partitioner=murmur2_random, a delivery report for each message;
@@ -177,10 +169,8 @@ void rp_out_poll(rp_out_t *out);
  */
 int rp_out_finish(rp_out_t *out, char *errstr, size_t errstr_size);
 
-void rp_out_stats(const rp_out_t *out, rp_out_stats_t *st);
-
-/** @returns the producer's handle, for metadata. */
-rd_kafka_t *rp_out_handle(rp_out_t *out);
+/** @returns 1 once a delivery has failed. */
+int rp_out_failed(const rp_out_t *out);
 
 /* ---- buf.c: bounded text ------------------------------------------------- */
 
