@@ -54,7 +54,7 @@ static const char begin_sql[] =
 static const char snapshot_sql[] =
     "SELECT txid_current_snapshot()::text,"
     " (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
-    " ELSE pg_current_wal_lsn() END - '0/0')::bigint";
+    " ELSE pg_current_wal_insert_lsn() END - '0/0')::bigint";
 
 /* What one table's run has done so far. */
 typedef struct tab_s {
