@@ -3,7 +3,8 @@
 
 Runs tools/scripts/demo.sh on the build under test and checks that it ends
 with the oracle finding no difference and the seed-sized report: 7
-doctors in 6 global doctors, 20 patients, 43 appointments, no errors.
+doctors in 6 global doctors, 20 patients, 43 appointments, no errors;
+the initial load came through the replay topic (clinicmig-replay db).
 """
 import os
 import re
@@ -20,6 +21,9 @@ out = r.stdout
 check("demo.sh exits 0", r.returncode, 0)
 check_true("the oracle finds no difference", "oracle: no difference" in out,
            out[-2000:] + r.stderr[-2000:])
+check_true("the initial load was a backfill through the replay topic",
+           re.search(r"clinicmig-replay: done: 74 rows .*; all acknowledged",
+                     r.stderr), r.stderr[-1000:])
 
 
 def row(entity):

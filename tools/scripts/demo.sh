@@ -2,8 +2,8 @@
 # demo.sh — the whole migration on one machine, from a fresh Debian 12:
 # installs what is missing, builds, starts a private PostgreSQL (legacy
 # and target databases) and the local Kafka cluster, loads the seed-sized
-# legacy data set, publishes its Debezium snapshot (the backfill) and then
-# a stream of live changes while two workers apply them, waits until the
+# legacy data set, backfills it through the replay topic (clinicmig-replay
+# db) while live changes flow and two workers apply both, waits until the
 # topics are drained, checks the result with the oracle and prints the
 # migration report. Everything it starts is stopped and removed at the
 # end (CM_DEMO_KEEP=1 keeps the database running and prints how to reach
@@ -101,18 +101,18 @@ for n in 1 2; do
   workers+=($!)
 done
 
-say "backfill: the connector's initial snapshot"
-"$root/tools/gen/clinicmig-gen" snapshot --db "$legacy" \
-  --out "$work/snapshot.jsonl"
-"$root/tools/publish/clinicmig-publish" -b "$bootstrap" "$work/snapshot.jsonl"
-
-say "live changes while the workers run"
+say "backfill through the replay topic, while live changes flow"
+"$build/tools/replay/clinicmig-replay" db --legacy-conninfo "$legacy" \
+  --bootstrap-servers "$bootstrap" &
+replay=$!
 "$root/tools/gen/clinicmig-gen" history --db "$legacy" --seed 7 --steps 60 \
   --updates-only --out "$work/live.jsonl"
 "$root/tools/publish/clinicmig-publish" -b "$bootstrap" "$work/live.jsonl"
+wait "$replay"
 
 say "waiting until the workers have applied everything"
-topics=(legacy.public.User legacy.public.Patient legacy.public.Appointment)
+topics=(legacy.public.User legacy.public.Patient legacy.public.Appointment
+  clinicmig.replay)
 deadline=$((SECONDS + 180))
 while :; do
   want=0
@@ -124,7 +124,8 @@ while :; do
   done
   have=$(psql -tAq "$target" -c \
     "SELECT coalesce(sum(next_offset), 0) FROM clinicmig.consumer_offset
-     WHERE topic LIKE 'legacy.public.%'" 2>/dev/null || echo 0)
+     WHERE topic LIKE 'legacy.public.%' OR topic = 'clinicmig.replay'" \
+    2>/dev/null || echo 0)
   [ "$want" -gt 0 ] && [ "$have" = "$want" ] && break
   if [ $SECONDS -ge $deadline ]; then
     echo "demo: the workers did not drain the topics ($have of $want)" >&2
