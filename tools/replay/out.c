@@ -27,6 +27,7 @@
 #include "clinicmig/cm_err.h"
 
 #define QUEUE_FULL_WAIT_MS 50
+#define QUEUE_MAX "10000"
 #define FINISH_POLL_MS 500
 #define DESTROY_FLUSH_MS 10000
 
@@ -59,6 +60,20 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
              rd_kafka_err2str(m->err));
 }
 
+/* 1 if the user set librdkafka property @p key with -X. */
+static int user_set(const rp_opts_t *o, const char *key) {
+  int i;
+
+  for (i = 0; i < o->prop_cnt; i++)
+    if (strcmp(o->props[i].key, key) == 0)
+      return 1;
+  return 0;
+}
+
+/* The producer queue holds at most QUEUE_MAX messages unless -X says
+ * otherwise: librdkafka's default (100 000) would let the resident size
+ * grow with a fast read to some 60 MiB; this many keep the brokers busy
+ * and the memory flat. */
 static rd_kafka_conf_t *producer_conf(const rp_opts_t *o, rp_out_t *out,
                                       char *errstr, size_t errstr_size) {
   rd_kafka_conf_t *kc = rp_kafka_conf(o, errstr, errstr_size);
@@ -68,7 +83,10 @@ static rd_kafka_conf_t *producer_conf(const rp_opts_t *o, rp_out_t *out,
   if (rd_kafka_conf_set(kc, "enable.idempotence", "true", errstr,
                         errstr_size) != RD_KAFKA_CONF_OK ||
       rd_kafka_conf_set(kc, "partitioner", "murmur2_random", errstr,
-                        errstr_size) != RD_KAFKA_CONF_OK) {
+                        errstr_size) != RD_KAFKA_CONF_OK ||
+      (!user_set(o, "queue.buffering.max.messages") &&
+       rd_kafka_conf_set(kc, "queue.buffering.max.messages", QUEUE_MAX, errstr,
+                         errstr_size) != RD_KAFKA_CONF_OK)) {
     rd_kafka_conf_destroy(kc);
     return NULL;
   }
