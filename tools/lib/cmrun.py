@@ -7,10 +7,18 @@ Shared by the tools that orchestrate a whole migration on one machine
 PostgreSQL lives in a temporary directory and runs as the postgres user
 when started by root, since the server refuses to run as root. Waits have
 deadlines; nothing here sleeps without a condition.
+
+Transaction ids: a PgServer can be made to hand out ids after a given
+one (next_xid, set with pg_resetwal while the server is down), so that
+its transactions come after those of change events captured elsewhere.
+safe_next_xid() picks the value: a multiple of 1048576, which needs no
+pg_xact file (pg_resetwal's documentation), and never a jump that would
+bring the cluster near wraparound.
 """
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +51,41 @@ def free_port():
         return s.getsockname()[1]
 
 
+# ---- transaction ids ----------------------------------------------------
+
+XID_SEGMENT = 1 << 20  # transactions per pg_xact file (0x100000)
+XID_EPOCH = 1 << 32    # 32-bit xids wrap here; full ids are epoch << 32 | xid
+# the farthest a server's next xid may jump within its epoch: inside the
+# 2^31 wraparound horizon with room to spare (the server warns 40 million
+# ids before it and stops 3 million before), since pg_resetwal -x leaves
+# the oldest xid where it was
+XID_MAX_JUMP = (1 << 31) - (1 << 27)
+
+
+def _segment_above(xid32):
+    """The first xid of the pg_xact segment after the one holding @xid32
+    (XID_EPOCH when @xid32 is in the last one)."""
+    return (xid32 // XID_SEGMENT + 1) * XID_SEGMENT
+
+
+def safe_next_xid(largest, current=0):
+    """A full transaction id for a server that must hand out ids after the
+    32-bit xid @largest; @current: the server's next full id now (0: a
+    fresh cluster). Normally the segment start above @largest in the
+    current epoch. If that is out of reach (past 2^32, or more than
+    XID_MAX_JUMP ahead), the next epoch at the segment start above
+    @current: 32-bit ids widened against a snapshot of that epoch all lie
+    in its past."""
+    epoch, now32 = divmod(current, XID_EPOCH)
+    above = _segment_above(largest)
+    if above < XID_EPOCH and 0 < above - now32 <= XID_MAX_JUMP:
+        return epoch * XID_EPOCH + above
+    low = _segment_above(now32)
+    if low >= XID_EPOCH:
+        low = XID_SEGMENT
+    return (epoch + 1) * XID_EPOCH + low
+
+
 # ---- PostgreSQL ---------------------------------------------------------
 
 def _pg_bindir():
@@ -57,7 +100,9 @@ def _pg_bindir():
 class PgServer:
     """A private PostgreSQL server in a temporary directory."""
 
-    def __init__(self):
+    def __init__(self, next_xid=None):
+        """@next_xid: the first transaction id (full, 64-bit) the server
+        hands out, as safe_next_xid() gives; None: initdb's."""
         self.dir = tempfile.mkdtemp(prefix="cm-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
@@ -74,18 +119,20 @@ class PgServer:
                     f"unix_socket_directories = '{self.dir}'\n"
                     "fsync = off\nsynchronous_commit = off\n"
                     "full_page_writes = off\nmax_connections = 100\n")
+        if next_xid is not None:
+            self._reset_next_xid(next_xid)
         self.start()
         self.conninfo = (f"host=127.0.0.1 port={self.port} user=postgres "
                          "dbname=postgres")
 
-    def _run(self, args, check=True):
+    def _run(self, args, check=True, stdout=subprocess.DEVNULL):
         def demote():
             if self._as:
                 os.setgid(self._as.pw_gid)
                 os.setuid(self._as.pw_uid)
         return subprocess.run(args, preexec_fn=demote, check=check,
-                              stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+                              stdout=stdout, stderr=subprocess.PIPE,
+                              text=True)
 
     def _ctl(self, *args):
         return self._run([os.path.join(self.bindir, "pg_ctl"), "-D",
@@ -108,6 +155,43 @@ class PgServer:
     def restart(self):
         self.stop()
         self.start()
+
+    # -- transaction ids ---------------------------------------------------
+
+    def next_xid(self):
+        """The full id the running server gives its next transaction."""
+        return self.query("SELECT txid_snapshot_xmax("
+                          "txid_current_snapshot())")[0][0]
+
+    def set_next_xid(self, full_xid):
+        """Stops the server, sets its next transaction id, starts it."""
+        self.stop()
+        try:
+            self._reset_next_xid(full_xid)
+        finally:
+            self.start()
+
+    def _stopped_next_xid(self):
+        """The next full xid that pg_control of the stopped server holds."""
+        out = self._run([os.path.join(self.bindir, "pg_controldata"),
+                         "-D", self.data], stdout=subprocess.PIPE).stdout
+        m = re.search(r"^Latest checkpoint's NextXID:\s+(\d+):(\d+)$", out,
+                      re.M)
+        return int(m[1]) * XID_EPOCH + int(m[2])
+
+    def _reset_next_xid(self, full_xid):
+        """pg_resetwal -e/-x on the stopped server, after checking that
+        @full_xid is one safe_next_xid() could give."""
+        epoch, xid32 = divmod(full_xid, XID_EPOCH)
+        current = self._stopped_next_xid()
+        jump32 = (xid32 - current) % XID_EPOCH
+        if xid32 < 3 or xid32 % XID_SEGMENT or full_xid <= current or \
+                jump32 > XID_MAX_JUMP:
+            raise ValueError(f"next xid {full_xid}: not a safe next "
+                             f"transaction id after {current} (see "
+                             "safe_next_xid)")
+        self._run([os.path.join(self.bindir, "pg_resetwal"), "-e",
+                   str(epoch), "-x", str(xid32), self.data])
 
     def connect(self):
         conn = psycopg2.connect(self.conninfo)
