@@ -9,11 +9,15 @@ when started by root, since the server refuses to run as root. Waits have
 deadlines; nothing here sleeps without a condition.
 
 Transaction ids: a PgServer can be made to hand out ids after a given
-one (next_xid, set with pg_resetwal while the server is down), so that
-its transactions come after those of change events captured elsewhere.
-safe_next_xid() picks the value: a multiple of 1048576, which needs no
-pg_xact file (pg_resetwal's documentation), and never a jump that would
-bring the cluster near wraparound.
+32-bit one (next_xid, set with pg_resetwal while the server is down), so
+that its transactions come after those of change events captured
+elsewhere. safe_next_xid() picks the value: the start of the pg_xact
+segment above it (a multiple of 1048576, which needs no pg_xact file; see
+pg_resetwal's documentation), so that 32-bit ids widened to the nearest
+64-bit one lie in the server's past. pg_resetwal -x leaves the oldest xid
+where it was; a jump too near wraparound from it is made safe by freezing
+every database before (nothing older stays) and after (the catalogs'
+frozen xids follow), with the oldest xid moved too (-u).
 """
 
 import os
@@ -55,35 +59,24 @@ def free_port():
 
 XID_SEGMENT = 1 << 20  # transactions per pg_xact file (0x100000)
 XID_EPOCH = 1 << 32    # 32-bit xids wrap here; full ids are epoch << 32 | xid
-# the farthest a server's next xid may jump within its epoch: inside the
-# 2^31 wraparound horizon with room to spare (the server warns 40 million
-# ids before it and stops 3 million before), since pg_resetwal -x leaves
-# the oldest xid where it was
+# the farthest a server's next xid may be from its oldest xid without
+# freezing first: inside the 2^31 wraparound horizon with room to spare
+# (the server warns 40 million ids before it and stops 3 million before)
 XID_MAX_JUMP = (1 << 31) - (1 << 27)
 
 
-def _segment_above(xid32):
-    """The first xid of the pg_xact segment after the one holding @xid32
-    (XID_EPOCH when @xid32 is in the last one)."""
-    return (xid32 // XID_SEGMENT + 1) * XID_SEGMENT
-
-
 def safe_next_xid(largest, current=0):
-    """A full transaction id for a server that must hand out ids after the
-    32-bit xid @largest; @current: the server's next full id now (0: a
-    fresh cluster). Normally the segment start above @largest in the
-    current epoch. If that is out of reach (past 2^32, or more than
-    XID_MAX_JUMP ahead), the next epoch at the segment start above
-    @current: 32-bit ids widened against a snapshot of that epoch all lie
-    in its past."""
+    """The full transaction id a server must hand out next for its
+    transactions to come after the 32-bit xid @largest: the pg_xact
+    segment start just above it, forward from @current (the server's next
+    full id; 0: a fresh cluster), in the next epoch where that passes
+    2^32. A 32-bit id up to 2^31 below it widens into its past."""
     epoch, now32 = divmod(current, XID_EPOCH)
-    above = _segment_above(largest)
-    if above < XID_EPOCH and 0 < above - now32 <= XID_MAX_JUMP:
-        return epoch * XID_EPOCH + above
-    low = _segment_above(now32)
-    if low >= XID_EPOCH:
-        low = XID_SEGMENT
-    return (epoch + 1) * XID_EPOCH + low
+    above = (largest // XID_SEGMENT + 1) * XID_SEGMENT
+    target = above % XID_EPOCH or XID_SEGMENT
+    if target <= now32:
+        epoch += 1
+    return epoch * XID_EPOCH + target
 
 
 # ---- PostgreSQL ---------------------------------------------------------
@@ -119,11 +112,11 @@ class PgServer:
                     f"unix_socket_directories = '{self.dir}'\n"
                     "fsync = off\nsynchronous_commit = off\n"
                     "full_page_writes = off\nmax_connections = 100\n")
-        if next_xid is not None:
-            self._reset_next_xid(next_xid)
-        self.start()
         self.conninfo = (f"host=127.0.0.1 port={self.port} user=postgres "
                          "dbname=postgres")
+        if next_xid is not None:
+            self._move_next_xid(next_xid)
+        self.start()
 
     def _run(self, args, check=True, stdout=subprocess.DEVNULL):
         def demote():
@@ -167,31 +160,62 @@ class PgServer:
         """Stops the server, sets its next transaction id, starts it."""
         self.stop()
         try:
-            self._reset_next_xid(full_xid)
+            self._move_next_xid(full_xid)
         finally:
             self.start()
 
-    def _stopped_next_xid(self):
-        """The next full xid that pg_control of the stopped server holds."""
+    def _control_xids(self):
+        """(next full xid, oldest 32-bit xid) of the stopped server."""
         out = self._run([os.path.join(self.bindir, "pg_controldata"),
                          "-D", self.data], stdout=subprocess.PIPE).stdout
-        m = re.search(r"^Latest checkpoint's NextXID:\s+(\d+):(\d+)$", out,
-                      re.M)
-        return int(m[1]) * XID_EPOCH + int(m[2])
+        nxt = re.search(r"^Latest checkpoint's NextXID:\s+(\d+):(\d+)$",
+                        out, re.M)
+        oldest = re.search(r"^Latest checkpoint's oldestXID:\s+(\d+)$",
+                           out, re.M)
+        return int(nxt[1]) * XID_EPOCH + int(nxt[2]), int(oldest[1])
 
-    def _reset_next_xid(self, full_xid):
-        """pg_resetwal -e/-x on the stopped server, after checking that
-        @full_xid is one safe_next_xid() could give."""
+    def _move_next_xid(self, full_xid):
+        """pg_resetwal -e/-x on the stopped server, freezing around it when
+        the jump from the oldest xid would come near wraparound."""
         epoch, xid32 = divmod(full_xid, XID_EPOCH)
-        current = self._stopped_next_xid()
-        jump32 = (xid32 - current) % XID_EPOCH
-        if xid32 < 3 or xid32 % XID_SEGMENT or full_xid <= current or \
-                jump32 > XID_MAX_JUMP:
-            raise ValueError(f"next xid {full_xid}: not a safe next "
-                             f"transaction id after {current} (see "
-                             "safe_next_xid)")
-        self._run([os.path.join(self.bindir, "pg_resetwal"), "-e",
-                   str(epoch), "-x", str(xid32), self.data])
+        current, oldest = self._control_xids()
+        if xid32 < 3 or xid32 % XID_SEGMENT or full_xid <= current:
+            raise ValueError(f"next xid {full_xid}: not a pg_xact segment "
+                             f"start after {current} (see safe_next_xid)")
+        far = (xid32 - oldest) % XID_EPOCH > XID_MAX_JUMP
+        if far:
+            self._freeze_all()
+        self._run([os.path.join(self.bindir, "pg_resetwal"),
+                   "-e", str(epoch), "-x", str(xid32)] +
+                  (["-u", str(xid32)] if far else []) + [self.data])
+        if far:
+            self._freeze_all()
+
+    def _freeze_all(self):
+        """VACUUM FREEZE in every database, template0 included, on the
+        stopped server started for it without autovacuum: afterwards no
+        tuple holds an xid and the catalogs' frozen xids are now's."""
+        self._ctl("start", "-o", "-c autovacuum=off")
+        try:
+            for name, allowed in self.query(
+                    "SELECT datname, datallowconn FROM pg_database"):
+                if not allowed:
+                    self.execute(f'ALTER DATABASE "{name}" '
+                                 "ALLOW_CONNECTIONS true")
+                self._vacuum_freeze(name)
+                if not allowed:
+                    self.execute(f'ALTER DATABASE "{name}" '
+                                 "ALLOW_CONNECTIONS false")
+            self._vacuum_freeze("postgres", "pg_database")  # those ALTERs
+        finally:
+            self.stop()
+
+    def _vacuum_freeze(self, dbname, table=""):
+        conn = psycopg2.connect(self.conninfo, dbname=dbname)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"VACUUM FREEZE {table}")
+        conn.close()
 
     def connect(self):
         conn = psycopg2.connect(self.conninfo)
