@@ -1,0 +1,166 @@
+/*
+ * emit.c — db mode's messages: snapshot rows and range markers as JSON.
+ *
+ * NOTES
+ * The formats are those of tools/replay/README.md ("Output"), which the
+ * worker reads: a row is Debezium's read event (op "r") as its JSON
+ * converter writes it without schemas for PostgreSQL with
+ * time.precision.mode=adaptive_time_microseconds; a range marker lists
+ * the ids a chunk's id range holds. The JSON is written here, not built
+ * with cJSON: numbers are copied as the digits PostgreSQL printed (cJSON
+ * keeps doubles, which lose int8 ids past 2^53), and rows are written
+ * straight into one reused buffer.
+ *
+ * db.c selects each column already in its wire form (a date as days since
+ * the epoch, a timestamptz as ISO-8601 UTC text), so a value is only
+ * quoted or copied here, by the column type of the table catalog
+ * (cm_table_columns).
+ */
+#include "replay.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef RP_VERSION
+#define RP_VERSION "0"
+#endif
+
+int rp_runs_add(rp_runs_t *runs, int64_t id) {
+  int64_t(*nr)[2];
+  int cap;
+
+  if (runs->n > 0) {
+    if (id <= runs->r[runs->n - 1][1])
+      return 0; /* a repeated id: already present */
+    if (id == runs->r[runs->n - 1][1] + 1) {
+      runs->r[runs->n - 1][1] = id;
+      return 0;
+    }
+  }
+  if (runs->n == runs->cap) {
+    cap = runs->cap ? runs->cap * 2 : 64;
+    nr = realloc(runs->r, (size_t)cap * sizeof(*nr));
+    if (!nr)
+      return -1;
+    runs->r = nr;
+    runs->cap = cap;
+  }
+  runs->r[runs->n][0] = runs->r[runs->n][1] = id;
+  runs->n++;
+  return 0;
+}
+
+void rp_runs_free(rp_runs_t *runs) {
+  free(runs->r);
+  memset(runs, 0, sizeof(*runs));
+}
+
+static void member(rp_buf_t *b, const char *name) {
+  rp_buf_json(b, name);
+  rp_buf_add(b, ":", 1);
+}
+
+void rp_emit_source(rp_buf_t *b, const rp_snap_t *snap, cm_table_t table,
+                    int marker) {
+  rp_buf_reset(b);
+  rp_buf_str(b, "{\"version\":");
+  rp_buf_json(b, RP_NAME " " RP_VERSION);
+  rp_buf_str(b, ",\"connector\":\"" RP_NAME "\",\"name\":");
+  rp_buf_json(b, snap->name);
+  rp_buf_str(b, ",\"ts_ms\":");
+  rp_buf_i64(b, snap->ts_ms);
+  rp_buf_str(b, ",\"snapshot\":\"true\",\"db\":");
+  rp_buf_json(b, snap->db);
+  rp_buf_str(b, ",\"schema\":");
+  rp_buf_json(b, snap->schema);
+  rp_buf_str(b, ",\"table\":");
+  rp_buf_json(b, cm_table_name(table));
+  if (!marker)
+    rp_buf_str(b, ",\"txId\":null");
+  rp_buf_str(b, ",\"lsn\":");
+  rp_buf_i64(b, snap->lsn);
+  if (!marker)
+    rp_buf_str(b, ",\"xmin\":null");
+  rp_buf_str(b, ",\"txid_snapshot\":");
+  rp_buf_json(b, snap->txid_snapshot);
+  rp_buf_str(b, "}");
+}
+
+/* One column value, from the text db.c selected for it. */
+static void value(rp_buf_t *b, const cm_column_t *col, const PGresult *res,
+                  int row, int i) {
+  const char *v = PQgetvalue(res, row, i);
+
+  if (PQgetisnull(res, row, i)) {
+    rp_buf_str(b, "null");
+    return;
+  }
+  switch (col->type) {
+  case CM_COL_INT:
+  case CM_COL_DATE: rp_buf_str(b, v); break; /* digits, as printed */
+  case CM_COL_BOOL: rp_buf_str(b, v[0] == 't' ? "true" : "false"); break;
+  case CM_COL_TEXT:
+  case CM_COL_TIMESTAMP: rp_buf_json(b, v); break;
+  }
+}
+
+void rp_emit_row(rp_buf_t *key, rp_buf_t *val, const char *source,
+                 cm_table_t table, const PGresult *res, int row) {
+  const cm_column_t *cols;
+  int i, n;
+
+  rp_buf_reset(key);
+  rp_buf_str(key, "{\"id\":");
+  rp_buf_str(key, PQgetvalue(res, row, 0));
+  rp_buf_str(key, "}");
+  cols = cm_table_columns(table, &n);
+  rp_buf_reset(val);
+  rp_buf_str(val, "{\"before\":null,\"after\":{");
+  for (i = 0; i < n; i++) {
+    if (i > 0)
+      rp_buf_add(val, ",", 1);
+    member(val, cols[i].name);
+    value(val, &cols[i], res, row, i);
+  }
+  rp_buf_str(val, "},\"source\":");
+  rp_buf_str(val, source);
+  rp_buf_str(val, ",\"op\":\"r\",\"ts_ms\":");
+  rp_buf_i64(val, rp_wall_ms());
+  rp_buf_str(val, "}");
+}
+
+static void bounds(rp_buf_t *b, int64_t first, int64_t last) {
+  rp_buf_str(b, "\"first\":");
+  rp_buf_i64(b, first);
+  rp_buf_str(b, ",\"last\":");
+  rp_buf_i64(b, last);
+}
+
+void rp_emit_marker(rp_buf_t *key, rp_buf_t *val, const char *source,
+                    cm_table_t table, int64_t first, int64_t last,
+                    const rp_runs_t *present) {
+  int i;
+
+  rp_buf_reset(key);
+  rp_buf_str(key, "{\"table\":");
+  rp_buf_json(key, cm_table_name(table));
+  rp_buf_add(key, ",", 1);
+  bounds(key, first, last);
+  rp_buf_str(key, "}");
+  rp_buf_reset(val);
+  rp_buf_str(val, "{\"op\":\"range\",\"source\":");
+  rp_buf_str(val, source);
+  rp_buf_str(val, ",\"range\":{");
+  bounds(val, first, last);
+  rp_buf_str(val, ",\"present\":[");
+  for (i = 0; i < present->n; i++) {
+    rp_buf_str(val, i ? ",[" : "[");
+    rp_buf_i64(val, present->r[i][0]);
+    rp_buf_add(val, ",", 1);
+    rp_buf_i64(val, present->r[i][1]);
+    rp_buf_add(val, "]", 1);
+  }
+  rp_buf_str(val, "]},\"ts_ms\":");
+  rp_buf_i64(val, rp_wall_ms());
+  rp_buf_str(val, "}");
+}

@@ -1,0 +1,264 @@
+/*
+ * replay.h — the parts of clinicmig-replay, shared between its files.
+ *
+ * NOTES
+ * clinicmig-replay publishes onto the replay topic, in the formats of
+ * tools/replay/README.md, what the workers must see again: a snapshot of
+ * the legacy tables with range markers (db mode, db.c and emit.c), dead
+ * letters (dlq mode) or a range of a CDC topic (topic mode, both in
+ * read.c). args.c parses the command line into rp_opts_t; kafka.c holds
+ * the librdkafka configuration, metadata and the capture of librdkafka's
+ * log; out.c is the producer every mode publishes through, with its rate
+ * limit and delivery accounting; buf.c is the bounded text buffer the
+ * JSON is written into.
+ *
+ * Calls return 0 or a negative cm_err_t with a one-line reason in errstr:
+ * CM_ERR_CONFIG for a bad argument (exit 2), anything else for a failure
+ * at run time (exit 1). Nothing here calls exit(). No message ever holds
+ * a column value: ids, counts, table and topic names only.
+ */
+#ifndef RP_REPLAY_H
+#define RP_REPLAY_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "clinicmig/cm_event.h"
+
+#define RP_NAME "clinicmig-replay"
+#define RP_EXIT_FAIL 1
+#define RP_EXIT_USAGE 2
+
+/** Longest errstr the tool writes. */
+#define RP_ERRSTR_MAX 1024
+
+/** Seconds between progress lines. */
+#define RP_PROGRESS_S 2.0
+
+typedef enum rp_mode_e {
+  RP_MODE_NONE = 0,
+  RP_MODE_DB,
+  RP_MODE_DLQ,
+  RP_MODE_TOPIC
+} rp_mode_t;
+
+/** A librdkafka property given as -X kafka.KEY=VALUE (both owned). */
+typedef struct rp_prop_s {
+  char *key;
+  char *value;
+} rp_prop_t;
+
+/** The parsed command line; strings point into argv unless said. */
+typedef struct rp_opts_s {
+  rp_mode_t mode;
+  int help, quiet;
+  const char *brokers;
+  const char *topic_replay;
+  rp_prop_t *props; /**< owned: rp_opts_free() */
+  int prop_cnt;
+  double rate; /**< messages (db: rows) per second; 0: no limit */
+  /* db */
+  const char *conninfo, *topic_prefix, *schema;
+  int table[CM_TABLE__CNT]; /**< 1: replay this table */
+  int64_t *clinics;         /**< owned; NULL: every clinic */
+  int clinic_cnt;
+  int has_ids;
+  int64_t id_from, id_to; /**< inclusive */
+  int chunk_rows;
+  /* dlq */
+  const char *topic_dlq, *reason, *source_topic;
+  /* dlq and topic: message timestamps, ms since the epoch */
+  int has_since, has_until;
+  int64_t since_ms, until_ms; /**< until is exclusive */
+  /* topic */
+  const char *topic;
+  int32_t *partitions; /**< owned; NULL: every partition */
+  int partition_cnt;
+  int has_from, has_to;
+  int64_t from_offset, to_offset; /**< to is exclusive */
+} rp_opts_t;
+
+/* ---- args.c -------------------------------------------------------------- */
+
+/**
+ * @brief Parses the command line into @p o (zeroed first).
+ * @returns 0, or CM_ERR_CONFIG / CM_ERR_NOMEM with the reason in errstr.
+ *          @p o is to be freed with rp_opts_free() either way.
+ */
+int rp_parse_args(int argc, char **argv, rp_opts_t *o, char *errstr,
+                  size_t errstr_size);
+
+void rp_opts_free(rp_opts_t *o);
+
+/** @returns the usage text of @p mode (RP_MODE_NONE: the whole tool). */
+const char *rp_usage(rp_mode_t mode);
+
+/* ---- kafka.c ------------------------------------------------------------- */
+
+/**
+ * @brief A librdkafka configuration: bootstrap servers, every -X
+ *        property, a client.id, and a log callback that keeps
+ *        librdkafka's last error for rp_kafka_last_error() instead of
+ *        printing it (printing all of it when -X kafka.debug is given).
+ * @returns the configuration, for rd_kafka_new() or to destroy, or NULL
+ *          with the property librdkafka refused in errstr.
+ */
+rd_kafka_conf_t *rp_kafka_conf(const rp_opts_t *o, char *errstr,
+                               size_t errstr_size);
+
+/** @brief Writes librdkafka's last logged error ("" if none) into buf. */
+void rp_kafka_last_error(char *buf, size_t size);
+
+/**
+ * @brief Looks @p topic up in the cluster's metadata (a listing of every
+ *        topic, which never creates one).
+ * @param partitions  optional; set to the topic's partition count.
+ * @returns 0; CM_ERR_BAD_INPUT if the topic does not exist; CM_ERR_RETRY
+ *          if the cluster did not answer. The reason is in errstr.
+ */
+int rp_kafka_topic(rd_kafka_t *rk, const char *topic, int *partitions,
+                   char *errstr, size_t errstr_size);
+
+/** @returns seconds on a monotonic clock. */
+double rp_now_s(void);
+
+/** @returns milliseconds since the epoch. */
+int64_t rp_wall_ms(void);
+
+/* ---- out.c: the producer ------------------------------------------------- */
+
+typedef struct rp_out_s rp_out_t;
+
+/** Figures of a producer, as of the last poll. */
+typedef struct rp_out_stats_s {
+  int64_t queued;  /**< handed to librdkafka */
+  int64_t acked;   /**< acknowledged by the cluster */
+  int64_t failed;  /**< delivery failed */
+  int64_t counted; /**< messages that took from the rate limit */
+} rp_out_stats_t;
+
+/**
+ * @brief The producer to the replay topic: enable.idempotence=true,
+ *        partitioner=murmur2_random, a delivery report for each message;
+ *        checks that the replay topic exists.
+ * @returns the producer, or NULL with the reason in errstr and its code in
+ *          *err.
+ */
+rp_out_t *rp_out_new(const rp_opts_t *o, int *err, char *errstr,
+                     size_t errstr_size);
+
+/** @brief Flushes what can still be delivered (up to 10 s) and frees. */
+void rp_out_destroy(rp_out_t *out);
+
+/**
+ * @brief Queues one message to the replay topic (key and value copied),
+ *        with the header clinicmig.origin = @p origin and, if not NULL,
+ *        clinicmig.origin.position = @p position.
+ * @param counted  1: the message takes a token of --rate first.
+ * @returns 0, or CM_ERR_RETRY when a delivery has failed already or the
+ *          message could not be queued (reason in errstr).
+ */
+int rp_out_send(rp_out_t *out, const void *key, size_t key_len,
+                const void *value, size_t value_len, const char *origin,
+                const char *position, int counted, char *errstr,
+                size_t errstr_size);
+
+/** @brief Serves delivery reports without waiting. */
+void rp_out_poll(rp_out_t *out);
+
+/**
+ * @brief Waits until every queued message is acknowledged or has failed.
+ * @returns 0 if all were acknowledged, else CM_ERR_RETRY with
+ *          "N messages not acknowledged by the cluster: <first error>".
+ */
+int rp_out_finish(rp_out_t *out, char *errstr, size_t errstr_size);
+
+void rp_out_stats(const rp_out_t *out, rp_out_stats_t *st);
+
+/** @returns the producer's handle, for metadata. */
+rd_kafka_t *rp_out_handle(rp_out_t *out);
+
+/* ---- buf.c: bounded text ------------------------------------------------- */
+
+/** Growing text with a hard size limit; a failed append marks it failed. */
+typedef struct rp_buf_s {
+  char *p;
+  size_t len, cap, max;
+  int failed;
+} rp_buf_t;
+
+void rp_buf_init(rp_buf_t *b, size_t max);
+void rp_buf_free(rp_buf_t *b);
+void rp_buf_reset(rp_buf_t *b);
+void rp_buf_add(rp_buf_t *b, const char *s, size_t n);
+void rp_buf_str(rp_buf_t *b, const char *s);
+void rp_buf_i64(rp_buf_t *b, int64_t v);
+/** @brief Appends @p s as a JSON string: quoted, escaped. */
+void rp_buf_json(rp_buf_t *b, const char *s);
+
+/* ---- emit.c: db mode's messages ------------------------------------------ */
+
+/** The snapshot every message of a db run names (source.*). */
+typedef struct rp_snap_s {
+  const char *name;   /**< source.name: the topic prefix */
+  const char *db;     /**< source.db: the database name */
+  const char *schema; /**< source.schema */
+  const char *txid_snapshot;
+  int64_t lsn;
+  int64_t ts_ms; /**< source.ts_ms: when the snapshot was taken */
+} rp_snap_t;
+
+/** Sorted, disjoint, non-adjacent inclusive runs of ids. */
+typedef struct rp_runs_s {
+  int64_t (*r)[2];
+  int n, cap;
+} rp_runs_t;
+
+/** @brief Adds @p id, not below the last one added; @returns 0 or -1. */
+int rp_runs_add(rp_runs_t *runs, int64_t id);
+void rp_runs_free(rp_runs_t *runs);
+
+/**
+ * @brief Writes the source object of @p table's rows (@p marker 0) or
+ *        range markers (1) into @p b, once per table and run.
+ */
+void rp_emit_source(rp_buf_t *b, const rp_snap_t *snap, cm_table_t table,
+                    int marker);
+
+/**
+ * @brief The key {"id":N} and the Debezium read event of row @p row of
+ *        @p res, whose columns are the table's (cm_table_columns) as
+ *        db.c selects them.
+ * @param source  the table's source object (rp_emit_source).
+ */
+void rp_emit_row(rp_buf_t *key, rp_buf_t *val, const char *source,
+                 cm_table_t table, const PGresult *res, int row);
+
+/** @brief The key and value of a range marker. */
+void rp_emit_marker(rp_buf_t *key, rp_buf_t *val, const char *source,
+                    cm_table_t table, int64_t first, int64_t last,
+                    const rp_runs_t *present);
+
+/* ---- db.c and read.c: the modes ------------------------------------------ */
+
+/** Set by SIGINT / SIGTERM: the modes stop reading and flush. */
+extern volatile sig_atomic_t rp_stop;
+
+/**
+ * @brief db mode: one snapshot of the selected legacy tables, rows and
+ *        range markers (README.md, "db mode"); waits for every
+ *        acknowledgement and prints the summary line.
+ * @returns 0 or a cm_err_t with the reason in errstr.
+ */
+int rp_db_run(const rp_opts_t *o, rp_out_t *out, char *errstr,
+              size_t errstr_size);
+
+/** @brief dlq and topic modes (README.md, "dlq mode", "topic mode"). */
+int rp_read_run(const rp_opts_t *o, rp_out_t *out, char *errstr,
+                size_t errstr_size);
+
+#endif
