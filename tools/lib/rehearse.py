@@ -430,7 +430,8 @@ class Backfill:
         self.proc = subprocess.Popen(
             [binary, "db", "--legacy-conninfo", conninfo, "-b", bootstrap,
              "--topic-replay", f"{run.name}.replay",
-             "--topic-prefix", run.name, "--source-schema", schema],
+             "--topic-prefix", run.name, "--source-schema", schema,
+             "--quiet"],
             stdout=self.log, stderr=subprocess.STDOUT)
 
     def finish(self, timeout):
@@ -449,10 +450,12 @@ class Backfill:
             tail = " | ".join(out.strip().splitlines()[-3:])
             raise RehearsalError(f"clinicmig-replay db exited {status}: "
                                  f"{tail} (log: {self.log_path})")
-        m = re.search(r"snapshot (\S+) at lsn (\S+)", out)
-        taken = f"snapshot {m[1]} at lsn {m[2]}" if m else "no snapshot line"
-        return f"clinicmig-replay db read the legacy tables ({taken}) " \
-               f"in {seconds:.1f} s"
+        snap = re.search(r"snapshot (\S+) at lsn (\S+)", out)
+        taken = f"snapshot {snap[1]} at lsn {snap[2]}" if snap else \
+            "no snapshot line"
+        rows = re.search(r"done: (\d+) rows", out)
+        return f"clinicmig-replay db published {rows[1] if rows else '?'} " \
+               f"legacy rows ({taken}) in {seconds:.1f} s"
 
     def stop(self):
         if self.proc.poll() is None:
