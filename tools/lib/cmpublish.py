@@ -10,12 +10,20 @@ broker has acknowledged every message; dropped() then tells whether the
 cluster still holds them all: the local development cluster silently drops
 the oldest messages of a partition past about 5 MiB, and a publish that
 lost data must not look like a success.
+
+A capture holds whatever a Debezium connector published, often more
+tables than clinicmig maps (`legacy.public.Clinic`, say). unmapped()
+names the messages of such tables; publishing them is harmless, since the
+workers subscribe only to the topics of the tables they map.
 """
 
 import json
 import sys
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+
+
+MAPPED_TABLES = ("User", "Patient", "Appointment")
 
 
 class PublishError(Exception):
@@ -29,6 +37,29 @@ def text(v):
     if isinstance(v, str):
         return v.encode()
     return json.dumps(v, separators=(",", ":")).encode()
+
+
+def table_of(topic):
+    """The table a Debezium topic <prefix>.<schema>.<table> names, or None
+    for a topic not so named (the replay or dead-letter topic, say)."""
+    parts = topic.split(".")
+    return parts[-1] if len(parts) >= 3 else None
+
+
+def unmapped(counts):
+    """{table: messages} of the tables clinicmig does not map, from
+    {topic: messages}."""
+    out = {}
+    for topic, n in counts.items():
+        table = table_of(topic)
+        if table is not None and table not in MAPPED_TABLES:
+            out[table] = out.get(table, 0) + n
+    return out
+
+
+def describe_tables(counts):
+    """{table: messages} as "Clinic 12, Doctor 3"."""
+    return ", ".join(f"{t} {n}" for t, n in sorted(counts.items()))
 
 
 def headers(h):

@@ -7,10 +7,22 @@ Shared by the tools that orchestrate a whole migration on one machine
 PostgreSQL lives in a temporary directory and runs as the postgres user
 when started by root, since the server refuses to run as root. Waits have
 deadlines; nothing here sleeps without a condition.
+
+Transaction ids: a PgServer can be made to hand out ids after a given
+32-bit one (next_xid, set with pg_resetwal while the server is down), so
+that its transactions come after those of change events captured
+elsewhere. safe_next_xid() picks the value: the start of the pg_xact
+segment above it (a multiple of 1048576, which needs no pg_xact file; see
+pg_resetwal's documentation), so that 32-bit ids widened to the nearest
+64-bit one lie in the server's past. pg_resetwal -x leaves the oldest xid
+where it was; a jump too near wraparound from it is made safe by freezing
+every database before (nothing older stays) and after (the catalogs'
+frozen xids follow), with the oldest xid moved too (-u).
 """
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +55,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+# ---- transaction ids ----------------------------------------------------
+
+XID_SEGMENT = 1 << 20  # transactions per pg_xact file (0x100000)
+XID_EPOCH = 1 << 32    # 32-bit xids wrap here; full ids are epoch << 32 | xid
+# the farthest a server's next xid may be from its oldest xid without
+# freezing first: inside the 2^31 wraparound horizon with room to spare
+# (the server warns 40 million ids before it and stops 3 million before)
+XID_MAX_JUMP = (1 << 31) - (1 << 27)
+
+
+def safe_next_xid(largest, current=0):
+    """The full transaction id a server must hand out next for its
+    transactions to come after the 32-bit xid @largest: the pg_xact
+    segment start just above it, forward from @current (the server's next
+    full id; 0: a fresh cluster), in the next epoch where that passes
+    2^32. A 32-bit id up to 2^31 below it widens into its past."""
+    epoch, now32 = divmod(current, XID_EPOCH)
+    above = (largest // XID_SEGMENT + 1) * XID_SEGMENT
+    target = above % XID_EPOCH or XID_SEGMENT
+    if target <= now32:
+        epoch += 1
+    return epoch * XID_EPOCH + target
+
+
 # ---- PostgreSQL ---------------------------------------------------------
 
 def _pg_bindir():
@@ -57,7 +93,9 @@ def _pg_bindir():
 class PgServer:
     """A private PostgreSQL server in a temporary directory."""
 
-    def __init__(self):
+    def __init__(self, next_xid=None):
+        """@next_xid: the first transaction id (full, 64-bit) the server
+        hands out, as safe_next_xid() gives; None: initdb's."""
         self.dir = tempfile.mkdtemp(prefix="cm-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
@@ -74,18 +112,20 @@ class PgServer:
                     f"unix_socket_directories = '{self.dir}'\n"
                     "fsync = off\nsynchronous_commit = off\n"
                     "full_page_writes = off\nmax_connections = 100\n")
-        self.start()
         self.conninfo = (f"host=127.0.0.1 port={self.port} user=postgres "
                          "dbname=postgres")
+        if next_xid is not None:
+            self._move_next_xid(next_xid)
+        self.start()
 
-    def _run(self, args, check=True):
+    def _run(self, args, check=True, stdout=subprocess.DEVNULL):
         def demote():
             if self._as:
                 os.setgid(self._as.pw_gid)
                 os.setuid(self._as.pw_uid)
         return subprocess.run(args, preexec_fn=demote, check=check,
-                              stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+                              stdout=stdout, stderr=subprocess.PIPE,
+                              text=True)
 
     def _ctl(self, *args):
         return self._run([os.path.join(self.bindir, "pg_ctl"), "-D",
@@ -108,6 +148,74 @@ class PgServer:
     def restart(self):
         self.stop()
         self.start()
+
+    # -- transaction ids ---------------------------------------------------
+
+    def next_xid(self):
+        """The full id the running server gives its next transaction."""
+        return self.query("SELECT txid_snapshot_xmax("
+                          "txid_current_snapshot())")[0][0]
+
+    def set_next_xid(self, full_xid):
+        """Stops the server, sets its next transaction id, starts it."""
+        self.stop()
+        try:
+            self._move_next_xid(full_xid)
+        finally:
+            self.start()
+
+    def _control_xids(self):
+        """(next full xid, oldest 32-bit xid) of the stopped server."""
+        out = self._run([os.path.join(self.bindir, "pg_controldata"),
+                         "-D", self.data], stdout=subprocess.PIPE).stdout
+        nxt = re.search(r"^Latest checkpoint's NextXID:\s+(\d+):(\d+)$",
+                        out, re.M)
+        oldest = re.search(r"^Latest checkpoint's oldestXID:\s+(\d+)$",
+                           out, re.M)
+        return int(nxt[1]) * XID_EPOCH + int(nxt[2]), int(oldest[1])
+
+    def _move_next_xid(self, full_xid):
+        """pg_resetwal -e/-x on the stopped server, freezing around it when
+        the jump from the oldest xid would come near wraparound."""
+        epoch, xid32 = divmod(full_xid, XID_EPOCH)
+        current, oldest = self._control_xids()
+        if xid32 < 3 or xid32 % XID_SEGMENT or full_xid <= current:
+            raise ValueError(f"next xid {full_xid}: not a pg_xact segment "
+                             f"start after {current} (see safe_next_xid)")
+        far = (xid32 - oldest) % XID_EPOCH > XID_MAX_JUMP
+        if far:
+            self._freeze_all()
+        self._run([os.path.join(self.bindir, "pg_resetwal"),
+                   "-e", str(epoch), "-x", str(xid32)] +
+                  (["-u", str(xid32)] if far else []) + [self.data])
+        if far:
+            self._freeze_all()
+
+    def _freeze_all(self):
+        """VACUUM FREEZE in every database, template0 included, on the
+        stopped server started for it without autovacuum: afterwards no
+        tuple holds an xid and the catalogs' frozen xids are now's."""
+        self._ctl("start", "-o", "-c autovacuum=off")
+        try:
+            for name, allowed in self.query(
+                    "SELECT datname, datallowconn FROM pg_database"):
+                if not allowed:
+                    self.execute(f'ALTER DATABASE "{name}" '
+                                 "ALLOW_CONNECTIONS true")
+                self._vacuum_freeze(name)
+                if not allowed:
+                    self.execute(f'ALTER DATABASE "{name}" '
+                                 "ALLOW_CONNECTIONS false")
+            self._vacuum_freeze("postgres", "pg_database")  # those ALTERs
+        finally:
+            self.stop()
+
+    def _vacuum_freeze(self, dbname, table=""):
+        conn = psycopg2.connect(self.conninfo, dbname=dbname)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"VACUUM FREEZE {table}")
+        conn.close()
 
     def connect(self):
         conn = psycopg2.connect(self.conninfo)

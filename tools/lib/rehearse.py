@@ -7,21 +7,32 @@ tables and the new schema side by side) and its own topics, consumer group
 and dead-letter topic (names prefixed by the run's name), so runs never see
 each other and the servers' start-up is paid once.
 
-A run: load the final legacy state; size the topics for the messages
-(the local cluster keeps about 5 MiB a partition, so a partition that
-would overflow is spread over more partitions by key, which keeps every
-row's changes in order); start the workers; publish the messages — each
-topic-partition in its own order, the partitions interleaved at random,
-with a share of redeliveries if asked — while the workers run, and, with
-chaos, kill workers with SIGKILL and restart them at random moments;
-wait until the stored offsets reach the end of every partition; check
-that the cluster dropped nothing; run the oracle; report.
+A run: load the final legacy state; make sure the server's transaction
+ids come after every source.txId of the capture (the legacy database
+stands for the state after the whole capture; PgServer.set_next_xid);
+size the topics for the messages (the local cluster keeps about 5 MiB a
+partition, so a partition that would overflow is spread over more
+partitions by key, which keeps every row's changes in order; the replay
+topic by the legacy rows); skip, and count, the messages of tables
+clinicmig does not map; drop a share of the messages at random if asked
+(a retention gap: deletes and tombstones as likely as the rest); start
+the workers; publish the messages — each topic-partition in its own
+order, the partitions interleaved at random, with a share of redeliveries
+if asked — while the workers run, and, with chaos, kill workers with
+SIGKILL and restart them at random moments; with backfill, run
+clinicmig-replay db over the legacy tables once the first part is
+published, and wait for it; wait until the stored offsets reach the end
+of every partition; check that the cluster dropped nothing; run the
+oracle; report.
+
+Nothing printed holds personal data: counts, ids, topics and positions.
 """
 
 import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -33,16 +44,20 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
 
 import cmgen  # noqa: E402
-from cmpublish import dropped, publish  # noqa: E402
-from cmrun import PgServer, Worker, drained, wait_until  # noqa: E402
+import psycopg2  # noqa: E402
+from cmpublish import (MAPPED_TABLES, describe_tables, dropped,  # noqa: E402
+                       publish, table_of)
+from cmrun import (PgServer, Worker, drained, safe_next_xid,  # noqa: E402
+                   wait_until)
 from report import report  # noqa: E402
 from kafkactl import LocalKafka  # noqa: E402
 
-TABLES = ("User", "Patient", "Appointment")
+TABLES = MAPPED_TABLES
 # what an instrumented (ASan/UBSan) worker writes when it finds a bug
 SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer",
                    "ERROR: LeakSanitizer")
 PARTITION_BYTES = 3 * 1024 * 1024  # well under the mock's ~5 MiB
+REPLAY_ROW_BYTES = 400  # a legacy row as a replay message, generously
 WORKER_KAFKA = ["-X", "kafka.session.timeout.ms=3000",
                 "-X", "kafka.heartbeat.interval.ms=300",
                 "-X", "kafka.topic.metadata.refresh.interval.ms=1000"]
@@ -62,6 +77,14 @@ def binaries(build):
     return b
 
 
+def replay_binary(build):
+    path = os.path.join(build, "tools", "replay", "clinicmig-replay")
+    if not os.access(path, os.X_OK):
+        raise RehearsalError(f"{path}: not built (--backfill needs "
+                             "clinicmig-replay)")
+    return path
+
+
 def read_kcat_lines(path):
     """kcat -J lines of a file as dicts, with line numbers in errors."""
     out = []
@@ -78,6 +101,32 @@ def read_kcat_lines(path):
     return out
 
 
+def capture_txid(m):
+    """source.txId of the Debezium event in a kcat -J line, as the 32-bit
+    xid it stands for, or None (a tombstone, a message without one). The
+    payload may be JSON text or an object, the envelope bare or, with the
+    schemas-enabled converter, under "payload"."""
+    v = m.get("payload")
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            return None
+    if isinstance(v, dict) and isinstance(v.get("payload"), dict):
+        v = v["payload"]
+    source = v.get("source") if isinstance(v, dict) else None
+    tx = source.get("txId") if isinstance(source, dict) else None
+    if isinstance(tx, int) and not isinstance(tx, bool) and tx >= 0:
+        return tx % (1 << 32)
+    return None
+
+
+def largest_txid(lines):
+    """The largest source.txId of a capture (every topic's), or None."""
+    return max((t for t in map(capture_txid, lines) if t is not None),
+               default=None)
+
+
 def _text(v):
     if v is None or isinstance(v, str):
         return v
@@ -87,9 +136,15 @@ def _text(v):
 class Run:
     """What one run did and found."""
 
-    def __init__(self, name):
+    def __init__(self, name, seed=1, lose=0.0):
         self.name = name
-        self.messages = 0
+        self.seed = seed
+        self.lose = lose         # the share of messages to drop
+        self.messages = 0        # published, redeliveries included
+        self.captured = 0        # messages of mapped tables in the capture
+        self.lost = 0            # of those, dropped by --lose
+        self.skipped = {}        # {table clinicmig does not map: messages}
+        self.backfill = None     # what clinicmig-replay said, if it ran
         self.kills = 0
         self.oracle_status = None
         self.oracle_output = ""
@@ -103,13 +158,31 @@ class Run:
     def ok(self):
         return self.oracle_status == 0 and not self.sanitizer
 
+    def notes(self):
+        """Lines on what the run left out or added; no personal data."""
+        out = []
+        if self.skipped:
+            out.append(f"skipped {sum(self.skipped.values())} messages of "
+                       "tables clinicmig does not map "
+                       f"({describe_tables(self.skipped)})")
+        if self.lose > 0:
+            out.append(f"lost {self.lost} of {self.captured} messages at "
+                       f"random (--lose {self.lose:g}, seed {self.seed})")
+        if self.backfill:
+            out.append(f"backfill: {self.backfill}")
+        return out
+
 
 class Rehearsal:
-    def __init__(self, build, log_dir=None, brokers=3, verbose=False):
+    def __init__(self, build, log_dir=None, brokers=3, verbose=False,
+                 next_xid=None):
+        """@next_xid: the private PostgreSQL's first transaction id (see
+        cmrun.safe_next_xid); run() moves it past its capture anyway."""
+        self.build = build
         self.bin = binaries(build)
         self.log_dir = log_dir
         self.verbose = verbose
-        self.pg = PgServer()
+        self.pg = PgServer(next_xid=next_xid)
         try:
             self.kafka = LocalKafka(self.bin["kafka"], {}, brokers=brokers,
                                     stderr=subprocess.DEVNULL)
@@ -145,31 +218,57 @@ class Rehearsal:
         if r.returncode:
             raise RehearsalError(f"{path}: {r.stderr.strip()[:500]}")
 
+    def legacy_xids_after(self, lines):
+        """Makes the server's transaction ids come after every txId of the
+        capture @lines, restarting it if needed (between runs only)."""
+        largest = largest_txid(lines)
+        now = self.pg.next_xid()
+        if largest is not None and now <= largest:
+            self.pg.set_next_xid(safe_next_xid(largest, now))
+            self.say(f"transaction ids moved from {now} to "
+                     f"{self.pg.next_xid()}, past the capture's {largest}")
+
+    def legacy_rows(self, conninfo):
+        with psycopg2.connect(conninfo) as conn, conn.cursor() as cur:
+            counts = " + ".join(f'(SELECT count(*) FROM "{t}")'
+                                for t in TABLES)
+            cur.execute(f"SELECT {counts}")
+            rows = cur.fetchone()[0]
+        conn.close()
+        return rows
+
     # -- topics ----------------------------------------------------------
 
-    def plan_topics(self, name, lines):
-        """Maps each line to (run topic, partition) and creates the topics
-        with room for the data. @returns the list of messages and the
-        source schema named by the topics."""
+    def plan_topics(self, run, conninfo, lines):
+        """Maps each line of a mapped table to (run topic, partition) and
+        creates the topics with room for the data; counts the others in
+        run.skipped. @returns the list of messages and the source schema
+        named by the topics."""
         schema = "public"
-        by_topic = {}
+        by_table = {}
         for m in lines:
-            parts = m["topic"].split(".")
-            if len(parts) < 3 or parts[-1] not in TABLES:
-                raise RehearsalError(f"topic {m['topic']}: not a topic of "
-                                     "the legacy tables (<prefix>.<schema>."
-                                     "User|Patient|Appointment)")
-            schema = parts[-2]
-            by_topic.setdefault(parts[-1], []).append(m)
+            table = table_of(m["topic"])
+            if table not in TABLES:
+                label = table or m["topic"]
+                run.skipped[label] = run.skipped.get(label, 0) + 1
+                continue
+            schema = m["topic"].split(".")[-2]
+            by_table.setdefault(table, []).append(m)
         msgs = []
-        for table, ms in by_topic.items():
-            msgs += self._place(f"{name}.{schema}.{table}", ms)
+        for table, ms in by_table.items():
+            msgs += self._place(f"{run.name}.{schema}.{table}", ms)
         for table in TABLES:
-            if table not in by_topic:
-                self.kafka.topic(f"{name}.{schema}.{table}", 1)
-        self.kafka.topic(f"{name}.replay", 1)
-        self.kafka.topic(f"{name}.dlq", 1)
+            if table not in by_table:
+                self.kafka.topic(f"{run.name}.{schema}.{table}", 1)
+        self.kafka.topic(f"{run.name}.replay",
+                         self.replay_partitions(conninfo))
+        self.kafka.topic(f"{run.name}.dlq", 1)
         return msgs, schema
+
+    def replay_partitions(self, conninfo):
+        """Room in the replay topic for a backfill of every legacy row."""
+        size = self.legacy_rows(conninfo) * REPLAY_ROW_BYTES
+        return max(2, math.ceil(size / PARTITION_BYTES))
 
     def _place(self, topic, ms):
         given = max((m.get("partition", -1) for m in ms), default=-1) + 1
@@ -211,25 +310,38 @@ class Rehearsal:
     def drained(self, run, conninfo, topics):
         return drained(conninfo, self.kafka, run.name, topics)
 
+    def start_backfill(self, run, conninfo, schema):
+        return Backfill(replay_binary(self.build), run, conninfo,
+                        self.kafka.bootstrap, schema, self.log_dir)
+
     # -- one run ----------------------------------------------------------
 
     def run(self, name, conninfo, lines, workers=2, chaos=False, seed=1,
             duplicates=0.0, worker_args=(), match="loose", region="RU",
-            timeout=600):
+            timeout=600, lose=0.0, backfill=False):
         """Publishes @lines (kcat -J dicts) to fresh topics while @workers
         workers apply them to the database @conninfo, which already holds
-        the final legacy state; then runs the oracle. @returns a Run."""
-        run = Run(name)
+        the final legacy state; then runs the oracle. @lose: the share of
+        messages dropped before publishing; @backfill: run clinicmig-replay
+        db meanwhile. @returns a Run."""
+        run = Run(name, seed, lose)
         run.conninfo = conninfo
         started = time.monotonic()
         rnd = random.Random(seed)
-        msgs, schema = self.plan_topics(name, lines)
-        topics = sorted({m[0] for m in msgs} |
+        if backfill:
+            replay_binary(self.build)  # fail before anything starts
+        self.legacy_xids_after(lines)
+        msgs, schema = self.plan_topics(run, conninfo, lines)
+        topics = sorted({m[0] for m in msgs} | {f"{name}.replay"} |
                         {f"{name}.{schema}.{t}" for t in TABLES})
+        run.captured = len(msgs)
+        msgs = lose_share(msgs, lose, rnd)
+        run.lost = run.captured - len(msgs)
         extra = ["--patients-match", match, "--phone-region", region] + \
             list(worker_args)
         pool = [self.start_worker(run, conninfo, schema, i, extra)
                 for i in range(workers)]
+        replay = None
         try:
             msgs = interleave(msgs, rnd, duplicates)
             run.messages = len(msgs)
@@ -243,15 +355,21 @@ class Rehearsal:
                     run, conninfo, schema, pool, extra, rnd, stop))
                 monkey.start()
             # in a few parts with pauses, so that the workers are busy
-            # (and chaos strikes) while messages still arrive
+            # (and chaos strikes, and the backfill reads) while messages
+            # still arrive
             parts = 4
             for i in range(parts):
                 publish(self.kafka.bootstrap,
                         msgs[i * len(msgs) // parts:
                              (i + 1) * len(msgs) // parts])
+                if backfill and i == 0:
+                    replay = self.start_backfill(run, conninfo, schema)
                 if i + 1 < parts:
                     time.sleep(rnd.uniform(0.2, 1.0))
             try:
+                if replay:
+                    run.backfill = replay.finish(timeout)
+                    self.say(f"{name}: backfill: {run.backfill}")
                 wait_until("the workers drain the topics",
                            lambda: self.drained(run, conninfo, topics),
                            timeout, 0.2)
@@ -268,6 +386,8 @@ class Rehearsal:
                 raise RehearsalError(f"the local cluster dropped {lost} "
                                      "messages")
         finally:
+            if replay:
+                replay.stop()
             for w in pool:
                 w.stop()
             run.sanitizer = [w.name for w in run.workers
@@ -296,6 +416,63 @@ class Rehearsal:
             stop.wait(rnd.uniform(0.0, 1.5))
             pool[i] = self.start_worker(run, conninfo, schema,
                                         f"{i}-{run.kills}", extra)
+
+
+class Backfill:
+    """clinicmig-replay db over a run's legacy tables, in the background:
+    it reads them in one snapshot and publishes them, with range markers,
+    to the run's replay topic. Its output goes to <run>-replay.log."""
+
+    def __init__(self, binary, run, conninfo, bootstrap, schema, log_dir):
+        self.log_path = os.path.join(log_dir, f"{run.name}-replay.log")
+        self.log = open(self.log_path, "wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [binary, "db", "--legacy-conninfo", conninfo, "-b", bootstrap,
+             "--topic-replay", f"{run.name}.replay",
+             "--topic-prefix", run.name, "--source-schema", schema,
+             "--quiet"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def finish(self, timeout):
+        """Waits for the exit; @returns a line on what it did; raises
+        RehearsalError unless it exited 0."""
+        try:
+            status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RehearsalError(f"clinicmig-replay db still running after "
+                                 f"{timeout} s (log: {self.log_path})")
+        seconds = time.monotonic() - self.started
+        self.log.close()
+        with open(self.log_path, "rb") as f:
+            out = f.read().decode(errors="replace")
+        if status != 0:
+            tail = " | ".join(out.strip().splitlines()[-3:])
+            raise RehearsalError(f"clinicmig-replay db exited {status}: "
+                                 f"{tail} (log: {self.log_path})")
+        snap = re.search(r"snapshot (\S+) at lsn (\S+)", out)
+        taken = f"snapshot {snap[1]} at lsn {snap[2]}" if snap else \
+            "no snapshot line"
+        rows = re.search(r"done: (\d+) rows", out)
+        return f"clinicmig-replay db published {rows[1] if rows else '?'} " \
+               f"legacy rows ({taken}) in {seconds:.1f} s"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def lose_share(msgs, share, rnd):
+    """What a retention gap leaves: @msgs without round(share × count) of
+    them, chosen at random whatever they are (deletes and tombstones too),
+    in their order. Draws nothing from @rnd when @share is 0."""
+    k = round(share * len(msgs))
+    if k == 0:
+        return msgs
+    gone = set(rnd.sample(range(len(msgs)), k))
+    return [m for i, m in enumerate(msgs) if i not in gone]
 
 
 def interleave(msgs, rnd, duplicates):
