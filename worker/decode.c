@@ -42,13 +42,8 @@
 #include <string.h>
 
 #include "clinicmig/cm_err.h"
+#include "clinicmig/cm_value.h"
 
-/* Microseconds per day, and the range of years 0001-9999. */
-#define US_PER_DAY INT64_C(86400000000)
-#define DAYS_MIN INT64_C(-719162) /* 0001-01-01 */
-#define DAYS_MAX INT64_C(2932896) /* 9999-12-31 */
-#define US_MIN (DAYS_MIN * US_PER_DAY)
-#define US_MAX ((DAYS_MAX + 1) * US_PER_DAY - 1)
 /* Below this absolute value an unlabeled integer timestamp is in ms. */
 #define GUESS_MS_BELOW INT64_C(100000000000000)
 
@@ -380,119 +375,6 @@ static int doc_parse(doc_t *doc, const char *what, const char *s, size_t n,
 /* ---- dates and times --------------------------------------------------- */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  int64_t era, yoe, doy, doe;
-
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m) {
-  static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-    return 29;
-  return mdays[m - 1];
-}
-
-/* Reads exactly @p n decimal digits; stops at a NUL. */
-static int digits(const char *s, int n, int *out) {
-  int i, v = 0;
-
-  for (i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return 0;
-}
-
-/* Parses "YYYY-MM-DD" at the start of @p s into days since the epoch. */
-static int parse_ymd(const char *s, int64_t *days) {
-  int y, m, d;
-
-  if (digits(s, 4, &y) != 0 || s[4] != '-' || digits(s + 5, 2, &m) != 0 ||
-      s[7] != '-' || digits(s + 8, 2, &d) != 0)
-    return -1;
-  if (y < 1 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
-    return -1;
-  *days = days_from_civil(y, m, d);
-  return 0;
-}
-
-/* Parses "HH:MM[:SS[.f]]" (0-9 fraction digits, cut to µs); moves *p. */
-static int parse_hms(const char **p, int64_t *us) {
-  const char *s = *p;
-  int h, mi, sec = 0, frac = 0, nd = 0, kept = 0;
-
-  if (digits(s, 2, &h) != 0 || s[2] != ':' || digits(s + 3, 2, &mi) != 0)
-    return -1;
-  s += 5;
-  if (*s == ':') {
-    if (digits(s + 1, 2, &sec) != 0)
-      return -1;
-    s += 3;
-    if (*s == '.') {
-      for (s++; *s >= '0' && *s <= '9'; s++) {
-        if (nd < 6)
-          frac = frac * 10 + (*s - '0');
-        nd++;
-      }
-      if (nd == 0 || nd > 9)
-        return -1;
-      for (kept = nd; kept < 6; kept++)
-        frac *= 10;
-    }
-  }
-  if (h > 23 || mi > 59 || sec > 59)
-    return -1;
-  *us = ((int64_t)(h * 60 + mi) * 60 + sec) * 1000000 + frac;
-  *p = s;
-  return 0;
-}
-
-/* Parses "Z", "+HH:MM", "+HHMM" or "+HH" (to the end of @p s). */
-static int parse_offset(const char *s, int64_t *off_s) {
-  int sign, h, m = 0;
-
-  if ((s[0] == 'Z' || s[0] == 'z') && s[1] == '\0') {
-    *off_s = 0;
-    return 0;
-  }
-  if ((s[0] != '+' && s[0] != '-') || digits(s + 1, 2, &h) != 0)
-    return -1;
-  sign = s[0] == '-' ? -1 : 1;
-  s += 3;
-  if (*s != '\0') {
-    if (*s == ':')
-      s++;
-    if (digits(s, 2, &m) != 0 || s[2] != '\0')
-      return -1;
-  }
-  if (h > 18 || m > 59)
-    return -1;
-  *off_s = sign * (h * 3600 + m * 60);
-  return 0;
-}
-
-/* Parses an ISO-8601 instant with an offset into µs since the epoch. */
-static int parse_iso_ts(const char *s, int64_t *us) {
-  int64_t days, tod, off;
-
-  if (parse_ymd(s, &days) != 0 || (s[10] != 'T' && s[10] != ' '))
-    return -1;
-  s += 11;
-  if (parse_hms(&s, &tod) != 0 || parse_offset(s, &off) != 0)
-    return -1;
-  *us = days * US_PER_DAY + tod - off * 1000000;
-  return (*us < US_MIN || *us > US_MAX) ? -1 : 0;
-}
-
 /* The unit of an integer timestamp, from its schema's semantic type. */
 typedef enum ts_unit_e {
   TS_GUESS, /* no semantic type: see NOTES */
@@ -532,7 +414,7 @@ static int ts_from_int(int64_t v, ts_unit_t unit, int64_t *us) {
   case TS_NS: *us = v / 1000 - (v % 1000 < 0 ? 1 : 0); break;
   default: return -1;
   }
-  return (*us < US_MIN || *us > US_MAX) ? -1 : 0;
+  return (*us < CM_US_MIN || *us > CM_US_MAX) ? -1 : 0;
 }
 
 /* ---- column values ----------------------------------------------------- */
@@ -613,11 +495,11 @@ static int decode_date(dec_t *d, const cJSON *v, const char *path,
   int64_t days;
 
   if (cJSON_IsString(v)) {
-    if (parse_ymd(v->valuestring, &days) != 0 || v->valuestring[10] != '\0')
+    if (cm_date_parse(v->valuestring, &days) != 0)
       return BAD(d, "%s: not a valid date", path);
   } else if (json_int(&d->val, v, &days) != 0) {
     return BAD(d, "%s: not a valid date", path);
-  } else if (days < DAYS_MIN || days > DAYS_MAX) {
+  } else if (days < CM_DAYS_MIN || days > CM_DAYS_MAX) {
     return BAD(d, "%s: date out of range", path);
   }
   out->kind = CM_VAL_DATE;
@@ -634,7 +516,7 @@ static int decode_ts(dec_t *d, const cJSON *v, const char *path,
   int64_t n;
 
   if (cJSON_IsString(v)) {
-    if (parse_iso_ts(v->valuestring, &out->i) != 0)
+    if (cm_timestamp_parse(v->valuestring, &out->i) != 0)
       return BAD(d, "%s: not a valid timestamp", path);
   } else if (json_int(&d->val, v, &n) != 0) {
     return BAD(d, "%s: not a valid timestamp", path);

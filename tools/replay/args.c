@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "clinicmig/cm_err.h"
+#include "clinicmig/cm_value.h"
 
 #define M_DB (1 << RP_MODE_DB)
 #define M_DLQ (1 << RP_MODE_DLQ)
@@ -408,97 +409,19 @@ static int set_rate(rp_opts_t *o, const char *arg, char *errstr, size_t size) {
   return 0;
 }
 
-/* Days from 1970-01-01 to a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  int64_t era, yoe, doy, doe;
-
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-/* @p n digits at *p as a number, advancing *p; -1 if not digits. */
-static int digits(const char **p, int n) {
-  int v = 0, i;
-
-  for (i = 0; i < n; i++) {
-    if ((*p)[i] < '0' || (*p)[i] > '9')
-      return -1;
-    v = v * 10 + ((*p)[i] - '0');
-  }
-  *p += n;
-  return v;
-}
-
-static int expect(const char **p, char c) {
-  if (**p != c)
-    return -1;
-  (*p)++;
-  return 0;
-}
-
-/* "Z", "+HH:MM" or "-HH:MM" into seconds east of UTC; -1 if not one. */
-static int parse_zone(const char *p, int64_t *east) {
-  int sign, h, m;
-
-  if (strcmp(p, "Z") == 0) {
-    *east = 0;
-    return 0;
-  }
-  if (*p != '+' && *p != '-')
-    return -1;
-  sign = *p++ == '-' ? -1 : 1;
-  h = digits(&p, 2);
-  if (h < 0 || h > 23 || expect(&p, ':') != 0)
-    return -1;
-  m = digits(&p, 2);
-  if (m < 0 || m > 59 || *p != '\0')
-    return -1;
-  *east = sign * (h * 3600 + m * 60);
-  return 0;
-}
-
-/* YYYY-MM-DDTHH:MM:SS[.fff...](Z|+HH:MM|-HH:MM) into ms since the epoch. */
-static int parse_iso(const char *s, int64_t *ms) {
-  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const char *p = s;
-  int y, mo, d, h, mi, sec, frac = 0, scale = 100, leap;
-  int64_t east, secs;
-
-  y = digits(&p, 4);
-  if (y < 0 || expect(&p, '-') || (mo = digits(&p, 2)) < 1 || mo > 12 ||
-      expect(&p, '-') || (d = digits(&p, 2)) < 1 || expect(&p, 'T') ||
-      (h = digits(&p, 2)) < 0 || h > 23 || expect(&p, ':') ||
-      (mi = digits(&p, 2)) < 0 || mi > 59 || expect(&p, ':') ||
-      (sec = digits(&p, 2)) < 0 || sec > 59)
-    return -1;
-  leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
-    return -1;
-  if (*p == '.') {
-    for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
-      frac += scale * (*p - '0');
-    if (p[-1] == '.')
-      return -1;
-  }
-  if (parse_zone(p, &east) != 0)
-    return -1;
-  secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-  *ms = (secs - east) * 1000 + frac;
-  return 0;
-}
-
 static int set_time(const char *flag, const char *arg, int *has, int64_t *ms,
                     char *errstr, size_t size) {
   const char *p;
+  int64_t us;
 
   for (p = arg; *p >= '0' && *p <= '9'; p++)
     ;
-  if ((p != arg && *p == '\0' && p - arg <= 15 && parse_i64(arg, ms) == 0) ||
-      parse_iso(arg, ms) == 0) {
+  if (p != arg && *p == '\0' && p - arg <= 15 && parse_i64(arg, ms) == 0) {
+    *has = 1;
+    return 0;
+  }
+  if (cm_timestamp_parse(arg, &us) == 0) {
+    *ms = us / 1000 - (us % 1000 < 0); /* floor */
     *has = 1;
     return 0;
   }
