@@ -374,6 +374,29 @@ static void test_replay_row(void **state) {
   cm_event_clear(&ev);
 }
 
+/* The fixtures of a backfill row and a range marker decode (they also
+ * seed the fuzzer's corpus). */
+static void test_replay_fixtures(void **state) {
+  cm_event_t ev;
+  char err[256];
+
+  (void)state;
+  assert_int_equal(
+      decode_fixture("clinicmig.replay", "replay-row", &ev, err, sizeof(err)),
+      CM_OK);
+  assert_int_equal(ev.table, CM_TABLE_PATIENT);
+  assert_int_equal(ev.has_txsnap, 1);
+  assert_int_equal(ev.after[CM_PATIENT_BIRTH_DATE].i, 4018);
+  cm_event_clear(&ev);
+  assert_int_equal(
+      decode_fixture("clinicmig.replay", "range-marker", &ev, err, sizeof(err)),
+      CM_OK);
+  assert_int_equal(ev.op, CM_OP_RANGE);
+  assert_int_equal(ev.n_runs, 2);
+  assert_int_equal(ev.range_last, 1000);
+  cm_event_clear(&ev);
+}
+
 static void test_range_marker(void **state) {
   static const char marker[] =
       "{\"op\":\"range\",\"source\":{\"table\":\"Patient\","
@@ -1250,6 +1273,7 @@ int main(void) {
       cmocka_unit_test(test_read_snapshot),
       cmocka_unit_test(test_replay_row),
       cmocka_unit_test(test_range_marker),
+      cmocka_unit_test(test_replay_fixtures),
       cmocka_unit_test(test_bad_replay),
       cmocka_unit_test(test_update_toast),
       cmocka_unit_test(test_unavailable_not_null),
