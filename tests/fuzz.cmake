@@ -13,6 +13,7 @@ if(CM_FUZZ)
     ${CMAKE_SOURCE_DIR}/worker/event_json.c
     ${CMAKE_SOURCE_DIR}/worker/value.c
     ${CMAKE_SOURCE_DIR}/worker/txsnap.c
+    ${CMAKE_SOURCE_DIR}/worker/catalog.c
     ${CMAKE_SOURCE_DIR}/worker/err.c
     ${CMAKE_SOURCE_DIR}/worker/log.c)
   target_compile_options(fuzz_decode PRIVATE
