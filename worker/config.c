@@ -19,6 +19,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "clinicmig/cm_err.h"
+#include "clinicmig/cm_http.h"
 #include "clinicmig/cm_log.h"
 #include "clinicmig/cm_normalize.h"
 
@@ -29,6 +30,7 @@ typedef enum opt_type_e {
   OPT_MATCH,
   OPT_LEVEL,
   OPT_REGION,
+  OPT_LISTEN, /* ADDR:PORT of the HTTP endpoints, or empty */
 } opt_type_t;
 
 typedef struct opt_s {
@@ -55,6 +57,14 @@ static const opt_t options[] = {
      "replay topic (backfill, repair, re-drive)"},
     {"topic.dlq", OPT_STRING, OFF(topic_dlq), 0, 0, "clinicmig.dlq",
      "dead-letter topic for events that cannot be applied"},
+    {"topic.progress", OPT_STRING, OFF(topic_progress), 0, 0,
+     "clinicmig.progress",
+     "topic of the worker's progress events (docs/observability.md)"},
+    {"progress.interval.ms", OPT_INT, OFF(progress_interval_ms), 100, 3600000,
+     "5000", "how often a progress event is published, in milliseconds"},
+    {"http.listen", OPT_LISTEN, OFF(http_listen), 0, 0, "",
+     "ADDR:PORT serving /metrics, /healthz and /readyz (e.g. 0.0.0.0:9464; "
+     "empty: no server)"},
     {"schema.domain", OPT_IDENT, OFF(schema_domain), 0, 0, "v2",
      "PostgreSQL schema of the new domain tables"},
     {"schema.bookkeeping", OPT_IDENT, OFF(schema_book), 0, 0, "clinicmig",
@@ -154,6 +164,15 @@ static int set_typed(cm_config_t *conf, const opt_t *o, const char *value,
   case OPT_REGION:
     if (!cm_phone_region_valid(value))
       goto bad;
+    return set_string((char **)(base + o->offset), value);
+  case OPT_LISTEN:
+    if (*value && cm_http_parse_listen(value, NULL, NULL) != 0) {
+      snprintf(errstr, errstr_size,
+               "%s: expected ADDR:PORT (an IPv4 address, an IPv6 address in "
+               "brackets or nothing, and a port from 1 to 65535), got \"%s\"",
+               o->key, value);
+      return CM_ERR_CONFIG;
+    }
     return set_string((char **)(base + o->offset), value);
   case OPT_INT:
     if (parse_int(value, o->min, o->max, (int *)(base + o->offset)) != 0) {
@@ -445,6 +464,10 @@ void cm_config_print_help(const char *prog) {
          "enable.auto.commit=false, enable.auto.offset.store=false and\n"
          "auto.offset.reset=error (offsets live in the database; a gap in\n"
          "a topic is reported, never skipped silently).\n\n"
+         "With http.listen set, the worker serves /metrics (Prometheus),\n"
+         "/healthz (liveness) and /readyz (readiness); it publishes a\n"
+         "progress event to topic.progress every progress.interval.ms and\n"
+         "once at shutdown (docs/observability.md).\n\n"
          "Exit status: 0 after SIGTERM/SIGINT (batch finished, offsets\n"
          "committed, group left); 2 for a bad option; 1 for a fatal error.\n");
 }
@@ -455,7 +478,7 @@ void cm_config_free(cm_config_t *conf) {
 
   for (i = 0; i < N_OPTIONS; i++)
     if (options[i].type == OPT_STRING || options[i].type == OPT_IDENT ||
-        options[i].type == OPT_REGION)
+        options[i].type == OPT_REGION || options[i].type == OPT_LISTEN)
       free(*(char **)((char *)conf + options[i].offset));
   for (k = 0; k < conf->kafka_cnt; k++) {
     free(conf->kafka[k].key);

@@ -45,13 +45,17 @@
 #include "clinicmig/cm_derive.h"
 #include "clinicmig/cm_dlq.h"
 #include "clinicmig/cm_err.h"
+#include "clinicmig/cm_http.h"
 #include "clinicmig/cm_kafka.h"
 #include "clinicmig/cm_log.h"
 #include "clinicmig/cm_mirror.h"
+#include "clinicmig/cm_progress.h"
+#include "clinicmig/cm_stats.h"
 
 #define N_TOPICS 4
 #define DLQ_FLUSH_MS 30000
 #define STATS_EVERY_MS 5000
+#define DB_PING_MS 1000 /* an idle worker's check of the database */
 
 static const cm_table_t apply_order[] = {CM_TABLE_USER, CM_TABLE_PATIENT,
                                          CM_TABLE_APPOINTMENT};
@@ -78,6 +82,11 @@ struct cm_worker_s {
   char *sql_gap;
   totals_t totals;
   int64_t last_stats_ms;
+  cm_stats_t *stats;       /* read by the publisher and the HTTP server */
+  cm_progress_t *progress; /* topic.progress */
+  cm_http_t *http;         /* NULL without http.listen */
+  int64_t next_ping_ms;    /* when an idle worker checks the database */
+  int ping_backoff_ms;
   int fatal;
 };
 
@@ -199,16 +208,21 @@ static void decode_item(cm_item_t *it) {
   }
 }
 
-/* The entity an item counts under: its table, else its topic's table. */
-static const char *item_entity(const cm_item_t *it) {
+/* The table an item counts under: its event's, else its topic's. */
+static cm_table_t item_table(const cm_item_t *it) {
   const char *dot;
 
   if (it->decoded && it->ev.table != CM_TABLE_NONE)
-    return cm_table_name(it->ev.table);
+    return it->ev.table;
   dot = strrchr(it->topic, '.');
-  if (dot && cm_table_from_name(dot + 1) != CM_TABLE_NONE)
-    return dot + 1;
-  return "unknown";
+  return dot ? cm_table_from_name(dot + 1) : CM_TABLE_NONE;
+}
+
+/* partition_stats' entity: the legacy table's name, or "unknown" */
+static const char *item_entity(const cm_item_t *it) {
+  cm_table_t t = item_table(it);
+
+  return t != CM_TABLE_NONE ? cm_table_name(t) : "unknown";
 }
 
 /* ---- the transaction -------------------------------------------------- */
@@ -404,16 +418,14 @@ static int isolate_refused(cm_worker_t *w, char *errstr, size_t errstr_size) {
   return found ? 0 : CM_ERR_FATAL;
 }
 
-/* Kafka's copy of the offsets, for lag tools; the database's is the one
- * the worker resumes from. */
-static void commit_to_kafka(cm_worker_t *w) {
+/* The next offset of every partition the batch read. */
+static rd_kafka_topic_partition_list_t *batch_offsets(const cm_batch_t *b) {
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
   rd_kafka_topic_partition_t *p;
-  rd_kafka_resp_err_t err;
   int i;
 
-  for (i = 0; i < w->batch.cnt; i++) {
-    const cm_item_t *it = &w->batch.items[i];
+  for (i = 0; i < b->cnt; i++) {
+    const cm_item_t *it = &b->items[i];
 
     p = rd_kafka_topic_partition_list_find(l, it->topic, it->partition);
     if (!p)
@@ -421,30 +433,71 @@ static void commit_to_kafka(cm_worker_t *w) {
     if (it->offset + 1 > p->offset)
       p->offset = it->offset + 1;
   }
-  err = rd_kafka_commit(w->rk, l, 1 /* async */);
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-    cm_debug("kafka commit not queued: %s", rd_kafka_err2str(err));
-  rd_kafka_topic_partition_list_destroy(l);
+  return l;
 }
 
-static void count_totals(cm_worker_t *w) {
+/* Kafka's copy of the offsets, for lag tools; the database's is the one
+ * the worker resumes from. */
+static void commit_to_kafka(cm_worker_t *w,
+                            const rd_kafka_topic_partition_list_t *l) {
+  rd_kafka_resp_err_t err = rd_kafka_commit(w->rk, l, 1 /* async */);
+
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    cm_debug("kafka commit not queued: %s", rd_kafka_err2str(err));
+}
+
+static cm_count_t outcome_count(cm_outcome_t o) {
+  switch (o) {
+  case CM_OUT_APPLIED: return CM_COUNT_APPLIED;
+  case CM_OUT_STALE: return CM_COUNT_STALE;
+  case CM_OUT_SKIPPED: return CM_COUNT_SKIPPED;
+  case CM_OUT_DEAD_LETTER: return CM_COUNT_DEAD_LETTERED;
+  default: return CM_COUNT_CONSUMED; /* pending: counted as consumed only */
+  }
+}
+
+/* The committed batch's figures: the log's totals and the observers'
+ * (docs/observability.md), from the same outcomes partition_stats has. */
+static void count_batch(cm_worker_t *w, cm_stats_batch_t *sb) {
   int i;
 
+  memset(sb, 0, sizeof(*sb));
+  sb->events = w->batch.cnt;
   for (i = 0; i < w->batch.cnt; i++) {
-    w->totals.consumed++;
-    switch (w->batch.items[i].outcome) {
-    case CM_OUT_APPLIED: w->totals.applied++; break;
-    case CM_OUT_STALE: w->totals.stale++; break;
-    case CM_OUT_SKIPPED: w->totals.skipped++; break;
-    case CM_OUT_DEAD_LETTER: w->totals.dead++; break;
-    default: break;
-    }
+    const cm_item_t *it = &w->batch.items[i];
+    cm_entity_t e = cm_entity_of_table(item_table(it));
+    cm_count_t c = outcome_count(it->outcome);
+
+    sb->counts[e][CM_COUNT_CONSUMED]++;
+    if (c != CM_COUNT_CONSUMED)
+      sb->counts[e][c]++;
   }
+  for (i = 0; i < CM_ENTITY__CNT; i++) {
+    w->totals.consumed += sb->counts[i][CM_COUNT_CONSUMED];
+    w->totals.applied += sb->counts[i][CM_COUNT_APPLIED];
+    w->totals.stale += sb->counts[i][CM_COUNT_STALE];
+    w->totals.skipped += sb->counts[i][CM_COUNT_SKIPPED];
+    w->totals.dead += sb->counts[i][CM_COUNT_DEAD_LETTERED];
+  }
+}
+
+/* After the commit: the figures, then Kafka's copy of the offsets. */
+static void batch_committed(cm_worker_t *w, int64_t started_ms) {
+  rd_kafka_topic_partition_list_t *l = batch_offsets(&w->batch);
+  cm_stats_batch_t sb;
+
+  count_batch(w, &sb);
+  sb.seconds = (double)(now_ms() - started_ms) / 1000.0;
+  sb.offsets = l;
+  cm_stats_batch(w->stats, &sb);
+  commit_to_kafka(w, l);
+  rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* Applies the collected batch, retrying until it commits or the worker
  * is told to stop (then the batch is left for whoever reads it next). */
 static int process_batch(cm_worker_t *w) {
+  int64_t started = now_ms();
   char errstr[512];
   int i, r, attempt = 0;
 
@@ -461,6 +514,8 @@ static int process_batch(cm_worker_t *w) {
       cm_warn("batch refused by the database (%s): isolating the event",
               errstr);
       r = isolate_refused(w, errstr, sizeof(errstr));
+      if (r == 0)
+        cm_stats_retry(w->stats);
     }
     if (r == CM_ERR_FATAL || r == CM_ERR_NOMEM) {
       cm_error("cannot apply batch: %s", errstr);
@@ -470,6 +525,7 @@ static int process_batch(cm_worker_t *w) {
       if (!*w->running && attempt > 0)
         return CM_ERR_RETRY;
       cm_warn("batch of %d events will be retried: %s", w->batch.cnt, errstr);
+      cm_stats_retry(w->stats);
       attempt++;
       if (cm_db_conn(w->db) == NULL ||
           PQstatus(cm_db_conn(w->db)) != CONNECTION_OK) {
@@ -482,8 +538,7 @@ static int process_batch(cm_worker_t *w) {
       }
     }
   }
-  count_totals(w);
-  commit_to_kafka(w);
+  batch_committed(w, started);
   return 0;
 }
 
@@ -569,9 +624,10 @@ static int record_gap(cm_worker_t *w, const char *topic, int32_t part,
 }
 
 /* Where to start a partition: the stored offset, unless Kafka no longer
- * has it; then the log start, once the gap is on record. */
+ * has it; then the log start, once the gap is on record. @p high_out
+ * (NULL-able) receives the partition's high watermark. */
 static int start_offset(cm_worker_t *w, const char *topic, int32_t part,
-                        int64_t *start) {
+                        int64_t *start, int64_t *high_out) {
   int64_t stored, low = 0, high = 0;
   rd_kafka_resp_err_t err;
   int r;
@@ -601,6 +657,8 @@ static int start_offset(cm_worker_t *w, const char *topic, int32_t part,
     stored = low;
   }
   *start = stored;
+  if (high_out)
+    *high_out = high;
   return 0;
 }
 
@@ -628,25 +686,30 @@ static void drain_replay(cm_worker_t *w) {
 }
 
 static void on_assign(cm_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
+  int64_t *highs = calloc((size_t)parts->cnt + 1, sizeof(*highs));
   int i, tries;
 
   for (i = 0; i < parts->cnt; i++) {
     rd_kafka_topic_partition_t *p = &parts->elems[i];
 
     for (tries = 0; tries < 30 && *w->running; tries++)
-      if (start_offset(w, p->topic, p->partition, &p->offset) == 0)
+      if (start_offset(w, p->topic, p->partition, &p->offset,
+                       highs ? &highs[i] : NULL) == 0)
         break;
     if (tries == 30 || !*w->running) {
       cm_error("cannot find where to resume %s [%" PRId32 "]; leaving it",
                p->topic, p->partition);
       w->fatal = 1;
       *w->running = 0;
+      free(highs);
       return;
     }
     cm_info("assigned %s [%" PRId32 "] from offset %" PRId64, p->topic,
             p->partition, p->offset);
   }
   rd_kafka_assign(w->rk, parts);
+  cm_stats_assign(w->stats, parts, highs, w->conf->topic_replay);
+  free(highs);
   for (i = 0; i < parts->cnt; i++)
     if (strcmp(parts->elems[i].topic, w->conf->topic_replay) == 0)
       forward_replay(w, parts->elems[i].partition);
@@ -668,6 +731,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
   cm_info("revoked %d partition(s)", parts->cnt);
   rd_kafka_assign(rk, NULL);
+  cm_stats_assign(w->stats, NULL, NULL, NULL);
   drain_replay(w);
 }
 
@@ -679,7 +743,7 @@ static void on_offset_reset(cm_worker_t *w, rd_kafka_message_t *m) {
   rd_kafka_error_t *e;
   int64_t start;
 
-  if (start_offset(w, topic, m->partition, &start) != 0)
+  if (start_offset(w, topic, m->partition, &start, NULL) != 0)
     return; /* retried on the next reset error */
   l = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = start;
@@ -785,22 +849,54 @@ static int subscribe(cm_worker_t *w) {
   return 0;
 }
 
+/* Between batches: the loop's heartbeat and, for an idle worker, a check
+ * that the database is still there, so that /readyz notices it gone
+ * (docs/observability.md). */
+static void observe(cm_worker_t *w, int had_batch) {
+  int64_t t = now_ms();
+
+  cm_stats_turn(w->stats, 1);
+  if (had_batch) {
+    w->next_ping_ms = t + DB_PING_MS;
+    w->ping_backoff_ms = DB_PING_MS;
+    return;
+  }
+  if (t < w->next_ping_ms)
+    return;
+  if (cm_db_ping(w->db) == 0) {
+    w->ping_backoff_ms = DB_PING_MS;
+  } else if (w->ping_backoff_ms < w->conf->db_retry_max_ms) {
+    w->ping_backoff_ms *= 2; /* one attempt each time, backing off */
+    if (w->ping_backoff_ms > w->conf->db_retry_max_ms)
+      w->ping_backoff_ms = w->conf->db_retry_max_ms;
+  }
+  w->next_ping_ms = t + w->ping_backoff_ms;
+}
+
 int cm_worker_run(cm_worker_t *w) {
   rd_kafka_resp_err_t err;
+  int had;
 
   if (subscribe(w) != 0)
     return CM_ERR_FATAL;
+  cm_stats_turn(w->stats, 1);
+  if (cm_progress_start(w->progress) != 0)
+    cm_warn("progress events disabled: cannot start their thread");
+  w->ping_backoff_ms = DB_PING_MS;
   while (*w->running && !w->fatal) {
     collect(w);
-    if (w->batch.cnt > 0 && process_batch(w) == CM_ERR_FATAL)
+    had = w->batch.cnt > 0;
+    if (had && process_batch(w) == CM_ERR_FATAL)
       w->fatal = 1;
     batch_release(&w->batch);
     log_stats(w, 0);
+    observe(w, had);
   }
   if (w->batch.cnt > 0 && !w->fatal)
     process_batch(w);
   batch_release(&w->batch);
   log_stats(w, 1);
+  cm_progress_finish(w->progress);
   cm_info("leaving the consumer group");
   err = rd_kafka_consumer_close(w->rk);
   if (err)
@@ -867,6 +963,48 @@ static int make_names(cm_worker_t *w) {
   return 0;
 }
 
+static void on_db(void *opaque, int ok) {
+  cm_stats_db(opaque, ok);
+}
+
+/* The figures and their readers (docs/observability.md). The HTTP server
+ * comes first, so that /healthz and /readyz answer while the worker waits
+ * for its database. */
+static int make_observers(cm_worker_t *w, char *errstr, size_t errstr_size) {
+  const cm_config_t *conf = w->conf;
+
+  w->stats = cm_stats_new();
+  if (!w->stats) {
+    snprintf(errstr, errstr_size, "out of memory");
+    return CM_ERR_NOMEM;
+  }
+  cm_db_set_observer(w->db, on_db, w->stats);
+  if (conf->http_listen && *conf->http_listen) {
+    w->http = cm_http_start(conf->http_listen, w->stats, errstr, errstr_size);
+    if (!w->http)
+      return CM_ERR_FATAL;
+  }
+  return 0;
+}
+
+/* The consumer, its replay queue, the dead-letter and progress producers. */
+static int make_clients(cm_worker_t *w, char *errstr, size_t errstr_size) {
+  w->rk = make_consumer(w, errstr, errstr_size);
+  if (!w->rk)
+    return CM_ERR_FATAL;
+  cm_stats_set_consumer(w->stats, w->rk);
+  w->replayq = rd_kafka_queue_new(w->rk);
+  if (!w->replayq) {
+    snprintf(errstr, errstr_size, "out of memory");
+    return CM_ERR_NOMEM;
+  }
+  w->dlq = cm_dlq_new(w->conf, errstr, errstr_size);
+  if (!w->dlq)
+    return CM_ERR_FATAL;
+  w->progress = cm_progress_new(w->conf, w->stats, errstr, errstr_size);
+  return w->progress ? 0 : CM_ERR_FATAL;
+}
+
 cm_worker_t *cm_worker_new(const cm_config_t *conf,
                            volatile sig_atomic_t *running, char *errstr,
                            size_t errstr_size) {
@@ -884,16 +1022,8 @@ cm_worker_t *cm_worker_new(const cm_config_t *conf,
     snprintf(errstr, errstr_size, "out of memory");
     goto fail;
   }
-  w->rk = make_consumer(w, errstr, errstr_size);
-  if (!w->rk)
-    goto fail;
-  w->replayq = rd_kafka_queue_new(w->rk);
-  if (!w->replayq) {
-    snprintf(errstr, errstr_size, "out of memory");
-    goto fail;
-  }
-  w->dlq = cm_dlq_new(conf, errstr, errstr_size);
-  if (!w->dlq)
+  if (make_observers(w, errstr, errstr_size) != 0 ||
+      make_clients(w, errstr, errstr_size) != 0)
     goto fail;
   if (cm_db_connect(w->db) != 0) {
     snprintf(errstr, errstr_size, "stopped before the database was reached");
@@ -918,12 +1048,16 @@ void cm_worker_destroy(cm_worker_t *w) {
 
   if (!w)
     return;
+  cm_http_stop(w->http); /* it reads the figures: stop it first */
+  cm_progress_destroy(w->progress);
   batch_release(&w->batch);
   free(w->batch.items);
   if (w->replayq) {
     drain_replay(w);
     rd_kafka_queue_destroy(w->replayq);
   }
+  if (w->stats)
+    cm_stats_set_consumer(w->stats, NULL);
   if (w->rk)
     rd_kafka_destroy(w->rk);
   cm_dlq_destroy(w->dlq);
@@ -936,5 +1070,6 @@ void cm_worker_destroy(cm_worker_t *w) {
   free(w->sql_stats);
   free(w->sql_stored);
   free(w->sql_gap);
+  cm_stats_destroy(w->stats);
   free(w);
 }

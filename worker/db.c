@@ -28,6 +28,8 @@ struct cm_db_s {
   int retry_max_ms;
   volatile sig_atomic_t *running;
   PGconn *conn;
+  cm_db_observer_t observer; /* told of every round trip (readiness) */
+  void *observer_opaque;
 };
 
 /* A lock id all workers agree on for migrations: "clinicmig" in ASCII. */
@@ -65,6 +67,16 @@ void cm_db_destroy(cm_db_t *db) {
 
 PGconn *cm_db_conn(cm_db_t *db) {
   return db->conn;
+}
+
+void cm_db_set_observer(cm_db_t *db, cm_db_observer_t fn, void *opaque) {
+  db->observer = fn;
+  db->observer_opaque = opaque;
+}
+
+static void observe(cm_db_t *db, int ok) {
+  if (db->observer)
+    db->observer(db->observer_opaque, ok);
 }
 
 static void sleep_ms(int ms) {
@@ -109,12 +121,14 @@ static int try_connect(cm_db_t *db) {
     /* libpq's message names host and port, never a password */
     cm_warn("could not connect to the database: %s",
             first_line(PQerrorMessage(db->conn), line, sizeof(line)));
+    observe(db, 0);
     return -1;
   }
   PQsetNoticeProcessor(db->conn, on_notice, NULL);
   res = PQexec(db->conn, setup);
   ok = PQresultStatus(res) == PGRES_COMMAND_OK;
   PQclear(res);
+  observe(db, ok);
   return ok ? 0 : -1;
 }
 
@@ -195,6 +209,7 @@ int cm_db_exec(cm_db_t *db, const char *sql, int nparams,
     *res = NULL;
   if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
     snprintf(errstr, errstr_size, "no database connection");
+    observe(db, 0);
     return CM_ERR_RETRY;
   }
   /* PQexec takes several statements at once (migrations); parameters
@@ -203,6 +218,8 @@ int cm_db_exec(cm_db_t *db, const char *sql, int nparams,
           ? PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0)
           : PQexec(db->conn, sql);
   st = PQresultStatus(r);
+  /* the server answered, even with an error: the round trip succeeded */
+  observe(db, PQstatus(db->conn) == CONNECTION_OK);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     if (res)
       *res = r;
@@ -223,6 +240,20 @@ int cm_db_exec(cm_db_t *db, const char *sql, int nparams,
 
 int cm_db_cmd(cm_db_t *db, const char *sql, char *errstr, size_t errstr_size) {
   return cm_db_exec(db, sql, 0, NULL, NULL, errstr, errstr_size);
+}
+
+int cm_db_ping(cm_db_t *db) {
+  char ignored[256];
+
+  if (db->conn && PQstatus(db->conn) == CONNECTION_OK &&
+      cm_db_cmd(db, "SELECT 1", ignored, sizeof(ignored)) == 0)
+    return 0;
+  if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
+    return CM_ERR_RETRY; /* answered with an error: not the connection */
+  if (try_connect(db) != 0)
+    return CM_ERR_RETRY;
+  cm_info("database connection restored");
+  return 0;
 }
 
 char *cm_db_expand(const cm_db_t *db, const char *tmpl) {

@@ -21,6 +21,12 @@
  * gone, of the component of its smallest remaining former member);
  * aliases that pointed at it follow it; an id that becomes an anchor again
  * stops being an alias.
+ *
+ * What regrouped is kept in patient_regroup (docs/observability.md), in
+ * the same transaction: a `merge` row per anchor that takes in retired
+ * anchors as its aliases, and a `split` row per old component whose
+ * patients now lie in several components, some under new anchors (the
+ * part that holds the old anchor, or its successor, keeps it).
  */
 #include "clinicmig/cm_derive.h"
 
@@ -112,6 +118,12 @@ static const char alias_gc_sql[] =
     "   RETURNING 1"
     ") SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM g)";
 
+/* $1 [{kind, gid, others}] */
+static const char regroup_sql[] =
+    "INSERT INTO @cm@.patient_regroup (kind, global_patient_id, others)"
+    " SELECT x.kind, x.gid, x.others FROM json_to_recordset($1::json)"
+    "   AS x(kind text, gid bigint, others bigint[])";
+
 int cm_patient_sql_init(cm_db_t *db, cm_patient_sql_t *sql) {
   sql->closure = cm_db_expand(db, closure_sql);
   sql->old_gids = cm_db_expand(db, old_gids_sql);
@@ -119,8 +131,9 @@ int cm_patient_sql_init(cm_db_t *db, cm_patient_sql_t *sql) {
   sql->alias_redirect = cm_db_expand(db, alias_redirect_sql);
   sql->alias_upsert = cm_db_expand(db, alias_upsert_sql);
   sql->alias_gc = cm_db_expand(db, alias_gc_sql);
+  sql->regroup = cm_db_expand(db, regroup_sql);
   return sql->closure && sql->old_gids && sql->write && sql->alias_redirect &&
-                 sql->alias_upsert && sql->alias_gc
+                 sql->alias_upsert && sql->alias_gc && sql->regroup
              ? 0
              : CM_ERR_NOMEM;
 }
@@ -132,6 +145,7 @@ void cm_patient_sql_free(cm_patient_sql_t *sql) {
   free(sql->alias_redirect);
   free(sql->alias_upsert);
   free(sql->alias_gc);
+  free(sql->regroup);
   memset(sql, 0, sizeof(*sql));
 }
 
@@ -522,6 +536,138 @@ static int write_aliases(const cm_patient_sql_t *q, cm_db_t *db, anchors_t *a,
   return r;
 }
 
+/* ---- merges and splits, for patient_regroup ---------------------------- */
+
+typedef struct pair_s {
+  int64_t key; /* the anchor a merge keeps / the old anchor of a split */
+  int64_t val; /* a merged-in anchor / a member's anchor now */
+} pair_t;
+
+static int cmp_pair(const void *x, const void *y) {
+  const pair_t *a = x, *b = y;
+
+  if (a->key != b->key)
+    return a->key < b->key ? -1 : 1;
+  return (a->val > b->val) - (a->val < b->val);
+}
+
+/* Appends {kind, gid, others} to @p out. */
+static int add_regroup(cJSON *out, const char *kind, int64_t gid,
+                       const cm_idset_t *others) {
+  cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+  int i;
+
+  if (!o || !arr) {
+    cJSON_Delete(o);
+    cJSON_Delete(arr);
+    return CM_ERR_NOMEM;
+  }
+  for (i = 0; i < others->n; i++)
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)others->v[i]));
+  cJSON_AddStringToObject(o, "kind", kind);
+  cJSON_AddNumberToObject(o, "gid", (double)gid);
+  cJSON_AddItemToObject(o, "others", arr);
+  cJSON_AddItemToArray(out, o);
+  return 0;
+}
+
+/* One merge row per surviving anchor: the retired anchors made its
+ * aliases by this batch. */
+static int plan_merges(const anchors_t *a, cJSON *out) {
+  int i, n = cJSON_GetArraySize(a->aliases), start, r = 0;
+  pair_t *p = malloc(sizeof(*p) * (size_t)(n ? n : 1));
+  cm_idset_t others = {0};
+
+  if (!p)
+    return CM_ERR_NOMEM;
+  for (i = 0; i < n; i++) {
+    cJSON *o = cJSON_GetArrayItem(a->aliases, i);
+
+    p[i].key = (int64_t)cJSON_GetObjectItem(o, "gid")->valuedouble;
+    p[i].val = (int64_t)cJSON_GetObjectItem(o, "alias_id")->valuedouble;
+  }
+  qsort(p, (size_t)n, sizeof(*p), cmp_pair);
+  for (start = 0; !r && start < n; start = i) {
+    others.n = 0;
+    for (i = start; !r && i < n && p[i].key == p[start].key; i++)
+      r = cm_idset_add(&others, p[i].val) ? CM_ERR_NOMEM : 0;
+    if (!r)
+      r = add_regroup(out, "merge", p[start].key, &others);
+  }
+  cm_idset_clear(&others);
+  free(p);
+  return r;
+}
+
+/* The split of old anchor p[0].key whose members now have the anchors
+ * p[0..n) (sorted): the part holding the anchor (or its successor) keeps
+ * it; the others that are new anchors were split off. */
+static int plan_split(closure_t *c, const anchors_t *a, const pair_t *p, int n,
+                      cJSON *out) {
+  int64_t keep = p[0].key;
+  cm_idset_t others = {0};
+  int i, r = 0, kept = 0;
+
+  for (i = 0; i < n; i++)
+    kept |= p[i].val == keep;
+  if (!kept)
+    keep = successor(c, p[0].key);
+  for (i = 0; !r && i < n; i++)
+    if (p[i].val != keep && (i == 0 || p[i].val != p[i - 1].val) &&
+        cm_idset_has(&a->fresh, p[i].val))
+      r = cm_idset_add(&others, p[i].val) ? CM_ERR_NOMEM : 0;
+  if (!r && others.n > 0)
+    r = add_regroup(out, "split", keep, &others);
+  cm_idset_clear(&others);
+  return r;
+}
+
+/* One split row per old component now in several, some new. */
+static int plan_splits(closure_t *c, const anchors_t *a, cJSON *out) {
+  pair_t *p = malloc(sizeof(*p) * (size_t)(c->n ? c->n : 1));
+  int i, m = 0, start, r = 0;
+
+  if (!p)
+    return CM_ERR_NOMEM;
+  for (i = 0; i < c->n; i++) {
+    if (c->rows[i].old_gid < 0)
+      continue;
+    p[m].key = c->rows[i].old_gid;
+    p[m++].val = c->rows[i].gid;
+  }
+  qsort(p, (size_t)m, sizeof(*p), cmp_pair);
+  for (start = 0; !r && start < m; start = i) {
+    for (i = start; i < m && p[i].key == p[start].key; i++)
+      ;
+    if (p[start].val != p[i - 1].val) /* more than one anchor now */
+      r = plan_split(c, a, p + start, i - start, out);
+  }
+  free(p);
+  return r;
+}
+
+static int write_regroup(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+                         const anchors_t *a, char *errstr, size_t errstr_size) {
+  cJSON *rows = cJSON_CreateArray();
+  const char *params[1];
+  char *json = NULL;
+  int r = rows ? 0 : CM_ERR_NOMEM;
+
+  if (!r)
+    r = plan_merges(a, rows);
+  if (!r)
+    r = plan_splits(c, a, rows);
+  if (!r && cJSON_GetArraySize(rows) > 0) {
+    json = cJSON_PrintUnformatted(rows);
+    params[0] = json;
+    r = json ? cm_db_exec(db, q->regroup, 1, params, NULL, errstr, errstr_size)
+             : CM_ERR_NOMEM;
+  }
+  free(json);
+  cJSON_Delete(rows);
+  return r;
+}
+
 static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
                           cm_idset_t *old, char *errstr, size_t errstr_size) {
   anchors_t a = {0};
@@ -531,6 +677,10 @@ static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
   r = a.aliases ? plan_anchors(c, old, &a) : CM_ERR_NOMEM;
   if (!r && (a.fresh.n || a.retired.n))
     r = write_aliases(q, db, &a, errstr, errstr_size);
+  if (!r && (a.fresh.n || a.retired.n)) {
+    cm_idset_sort(&a.fresh);
+    r = write_regroup(q, db, c, &a, errstr, errstr_size);
+  }
   cJSON_Delete(a.aliases);
   cm_idset_clear(&a.fresh);
   cm_idset_clear(&a.retired);

@@ -30,6 +30,9 @@ typedef struct cm_config_s {
   char *source_schema; /**< legacy schema in topic names, "public" */
   char *topic_replay;
   char *topic_dlq;
+  char *topic_progress; /**< progress events (docs/observability.md) */
+  int progress_interval_ms;
+  char *http_listen;   /**< ADDR:PORT of the endpoints; "": none */
   char *schema_domain; /**< "v2" */
   char *schema_book;   /**< "clinicmig" */
   char *phone_region;  /**< "RU" */

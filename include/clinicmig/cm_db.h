@@ -46,6 +46,24 @@ int cm_db_connect(cm_db_t *db);
 PGconn *cm_db_conn(cm_db_t *db);
 
 /**
+ * @brief Told after every round trip to the server (a statement, a
+ *        connection attempt): @p ok is 1 when the server answered, even
+ *        with an error, 0 when the connection is gone or none was made.
+ */
+typedef void (*cm_db_observer_t)(void *opaque, int ok);
+
+/** @brief Sets the observer (NULL: none); called on the caller's thread. */
+void cm_db_set_observer(cm_db_t *db, cm_db_observer_t fn, void *opaque);
+
+/**
+ * @brief One cheap round trip (`SELECT 1`), or, without a connection, one
+ *        connection attempt; never waits or retries. For an idle worker
+ *        to notice a lost database (docs/observability.md, /readyz).
+ * @returns 0, or CM_ERR_RETRY.
+ */
+int cm_db_ping(cm_db_t *db);
+
+/**
  * @brief Runs one statement with text parameters.
  * @param res  if non-NULL, receives the result on success (caller PQclear).
  * @returns 0; CM_ERR_RETRY (connection lost, serialization failure,

@@ -75,6 +75,7 @@ typedef struct cm_patient_sql_s {
   char *alias_redirect;
   char *alias_upsert;
   char *alias_gc;
+  char *regroup; /**< patient_regroup rows (docs/observability.md) */
 } cm_patient_sql_t;
 
 int cm_patient_sql_init(cm_db_t *db, cm_patient_sql_t *sql);

@@ -51,6 +51,16 @@ cases = [
     ("no database configured", ["-b", "127.0.0.1:1"], None, "db.conninfo"),
     ("a bad librdkafka property", BASE + ["-X", "kafka.no.such.prop=1"],
      None, "no.such.prop"),
+    ("an HTTP address without a port", BASE + ["--http-listen", "0.0.0.0"],
+     None, "http.listen"),
+    ("an HTTP port out of range",
+     BASE + ["--http-listen", "127.0.0.1:70000"], None, "http.listen"),
+    ("an HTTP host name instead of an address",
+     BASE + ["--http-listen", "localhost:9464"], None, "http.listen"),
+    ("an unbracketed IPv6 HTTP address", BASE, {
+        "CLINICMIG_HTTP_LISTEN": "::1:9464"}, "CLINICMIG_HTTP_LISTEN"),
+    ("a progress interval below 100 ms",
+     BASE + ["--progress-interval-ms", "50"], None, "progress.interval.ms"),
 ]
 for what, args, env, needle in cases:
     status, lines = run(args, env)
@@ -63,7 +73,8 @@ status, lines = run(["--help"])
 check("--help exits 0", status, 0)
 out = subprocess.run([WORKER, "--help"], capture_output=True, text=True)
 for key in ("--db-conninfo", "--batch-max-events", "--topic-dlq",
-            "--phone-region", "-X KEY=VALUE", "CLINICMIG_"):
+            "--phone-region", "-X KEY=VALUE", "CLINICMIG_", "--http-listen",
+            "--progress-interval-ms", "--topic-progress", "/readyz"):
     check_true(f"--help documents {key}", key in out.stdout)
 os.unlink(conf)
 done()

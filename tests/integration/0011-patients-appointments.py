@@ -4,7 +4,8 @@
 Patients are linked through phones written in different human forms and
 through emails; updates split and merge their components, a delete splits
 one again; the anchors stay stable and retired anchors become aliases
-(checked change by change: aliases are history, not part of f).
+(checked change by change: aliases are history, not part of f), and each
+merge and split leaves its row in clinicmig.patient_regroup.
 Appointments arrive before their doctor and patient and are resolved when
 those land; a user an appointment names gets a clinic_doctor even when it
 is not a doctor; moves and deletes follow. Every expected row below was
@@ -104,13 +105,21 @@ with Env() as env:
          (104, 13, 3)])
     # one change at a time: the alias table records history, and which
     # merges and splits it sees depends on what each batch holds
-    aliases = []
+    aliases, regroups = [], []
+    seen = env.pg.query("SELECT coalesce(max(id), 0)"
+                        " FROM clinicmig.patient_regroup")[0][0]
     for m in changes():
         publish(env.kafka.bootstrap, [m])
         wait_until("change drained", lambda: drained(env.pg, env.kafka))
         aliases.append(env.pg.query(
             "SELECT alias_id, global_patient_id"
             " FROM v2.global_patient_alias ORDER BY 1"))
+        rows = env.pg.query(
+            "SELECT id, kind, global_patient_id, others"
+            " FROM clinicmig.patient_regroup WHERE id > %s ORDER BY id",
+            (seen,))
+        regroups.append([r[1:] for r in rows])
+        seen = rows[-1][0] if rows else seen
     no_drops(env.kafka)
     got = domain_rows(env.pg, "v2", ALL_TABLES)
     check("global_doctor", got["global_doctor"], [
@@ -142,4 +151,11 @@ with Env() as env:
         [(5, 2)],            # 6 joins
         [(2, 1), (5, 1)],    # 1 merges everything: 2 retires, 5 follows
         [(1, 2), (5, 2)]])   # 1 deleted: 2 anchors again, 1 points at it
+    check("patient_regroup rows of each change", regroups, [
+        [("split", 1, [2])],  # {1,2,3} -> {1} and {2,3} under new anchor 2
+        [("merge", 2, [5])],  # 5's component merges into 2's
+        [],                   # 6 joins: no anchor comes or goes
+        [("merge", 1, [2])],  # 2's component into 1's (5 was an alias)
+        [("merge", 2, [1])],  # 1 deleted: its alias points at 2
+        [], [], []])
 done()

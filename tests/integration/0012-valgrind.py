@@ -3,19 +3,22 @@
 
 A worker runs under memcheck through a small history of every entity
 (creates, updates, deletes, a poison event, a placeholder, backfill rows
-and a range marker), is stopped
-with SIGTERM, and must exit 0 with no memory error and no definite leak.
+and a range marker), serving its HTTP endpoints (scraped while it runs)
+and publishing progress events every 500 ms, is stopped with SIGTERM,
+and must exit 0 with no memory error and no definite leak.
 Skipped (reported as such, not passed) in the sanitizer build, where
 valgrind cannot run the instrumented binary.
 """
 import os
 import re
 import sys
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cmtest import (Env, appointment, check, done, drained, message,  # noqa
-                    patient, publish, range_marker, replay_row, tombstone,
-                    user, wait_until)
+from cmtest import (Env, appointment, check, check_true, done,  # noqa
+                    drained, free_port, message, patient, publish,
+                    range_marker, replay_row, tombstone, user, wait_until)
 
 if os.environ.get("CM_SANITIZE") == "ON":
     print("valgrind cannot run the sanitizer build: skipped")
@@ -42,12 +45,34 @@ with Env() as env:
     msgs += [range_marker("Patient", 1, 30, [(10, 19)], snap),
              message("Patient", "c", patient(25), 990, tx_id=4000)]
     publish(env.kafka.bootstrap, msgs)
-    vg = env.worker("vg", wrapper=[
+    port = free_port()
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
+                                        timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    vg = env.worker("vg", extra=[
+        "--http-listen", f"127.0.0.1:{port}", "--progress-interval-ms",
+        "500"], wrapper=[
         "valgrind", "--tool=memcheck", "--leak-check=full",
         "--errors-for-leak-kinds=definite", "--error-exitcode=99",
         f"--log-file={log}"])
     wait_until("drained under valgrind", lambda: drained(env.pg, env.kafka),
                300)
+    check("/healthz under valgrind", get("/healthz"), (200, "ok\n"))
+    check("/readyz under valgrind", wait_until("ready", lambda: (
+        lambda r: r if r[0] == 200 else None)(get("/readyz")), 60),
+        (200, "ready\n"))
+    status, page = get("/metrics")
+    check("/metrics under valgrind", status, 200)
+    check_true("/metrics counts the doctors",
+               'clinicmig_events_total{entity="doctor",outcome="consumed"} 0'
+               not in page, page[:300])
+    check("an unknown path under valgrind", get("/nope")[0], 404)
     status = vg.stop(timeout=120)
     with open(log) as f:
         text = f.read()

@@ -31,16 +31,16 @@ import sys
 import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cmtest import (REPLAY, ROOT, TOPICS, Env, Replay, check,  # noqa: E402
-                    check_true, done, drained, no_drops, oracle, publish,
-                    wait_until)
+from cmtest import (OUTPUT_TOPICS, REPLAY, ROOT, TOPICS, Env, Replay,  # noqa
+                    check, check_true, done, drained, no_drops, oracle,
+                    publish, wait_until)
 
 sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
 import cmgen  # noqa: E402
 
 topics = dict(TOPICS)
 topics[REPLAY] = 4
-SOURCES = [t for t in topics if t != "clinicmig.dlq"]
+SOURCES = [t for t in topics if t not in OUTPUT_TOPICS]
 
 
 class Capture:

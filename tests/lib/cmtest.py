@@ -39,8 +39,10 @@ KAFKA_TOOL = os.path.join(BUILD, "tools", "kafka", "clinicmig-kafka")
 PREFIX = "legacy"
 TOPICS = {f"{PREFIX}.public.User": 6, f"{PREFIX}.public.Patient": 3,
           f"{PREFIX}.public.Appointment": 3, "clinicmig.replay": 2,
-          "clinicmig.dlq": 1}
-SOURCE_TOPICS = [t for t in TOPICS if t != "clinicmig.dlq"]
+          "clinicmig.dlq": 1, "clinicmig.progress": 1}
+# what the workers write, not read
+OUTPUT_TOPICS = ("clinicmig.dlq", "clinicmig.progress")
+SOURCE_TOPICS = [t for t in TOPICS if t not in OUTPUT_TOPICS]
 
 _failures = 0
 _checks = 0
