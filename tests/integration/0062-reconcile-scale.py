@@ -11,10 +11,12 @@ sync. One legacy "Patient" row is
 then changed without an event: the next pass names exactly that id under
 legacy-mirror, and its patient pass event shows rows_read far below the
 table size (both printed). A pass with --rate keeps the legacy rows
-scanned per second within the rate.
+scanned per second within the rate. SIGTERM in the middle of a pass
+ends it after the entity in progress: exit 0, no verdict published.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,8 +25,8 @@ import psycopg2
 from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cmtest import (BUILD, ROOT, TOPICS, Env, check, check_true,  # noqa: E402
-                    done, wait_schema)
+from cmtest import (BUILD, ROOT, SANITIZER_MARKS, TOPICS, Env,  # noqa: E402
+                    check, check_true, done, wait_schema, wait_until)
 
 sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
 import cmgen  # noqa: E402
@@ -38,6 +40,7 @@ N = 100000
 DOCTORS = 1000
 topics = dict(TOPICS)
 topics[RECON_TOPIC] = 1
+stderr_seen = []
 
 
 def reconcile(env, *args):
@@ -47,6 +50,7 @@ def reconcile(env, *args):
                         "-b", env.kafka.bootstrap, "--once", "--hold-ms", "0"]
                        + list(args), capture_output=True, text=True,
                        timeout=600)
+    stderr_seen.append(r.stderr)
     return r.returncode, r.stderr, time.monotonic() - t0
 
 
@@ -130,5 +134,31 @@ with Env(topics=topics) as env:
     check("the difference is still found",
           [e["differing"] for e in evs if e["type"] == "mismatch"],
           [[77777]])
+
+    # SIGTERM while the patients are being checked
+    p = subprocess.Popen([RECONCILE, "--db-conninfo", env.pg.conninfo,
+                          "--legacy-conninfo", env.pg.conninfo,
+                          "-b", env.kafka.bootstrap, "--hold-ms", "0",
+                          "--interval-ms", "600000"],
+                         stderr=subprocess.PIPE, text=True)
+    wait_until("the doctors are checked", lambda: any(
+        e["type"] == "pass" and e["entity"] == "doctor"
+        for e in topic.read(env.kafka)), 60, 0.05)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    status = p.wait(60)
+    err = p.stderr.read()
+    stderr_seen.append(err)
+    print(f"# stopped {time.monotonic() - t0:.1f} s after SIGTERM")
+    evs = topic.read(env.kafka)
+    check("SIGTERM in the middle of a pass: exit 0", status, 0)
+    check("the entity in progress is finished, no verdict published",
+          [(e["type"], e["entity"]) for e in evs
+           if e["type"] in ("pass", "verdict")], [("pass", "patient")])
+    check_true("one log line per entity done, no pass summary",
+               "pass 4 patient:" in err and "pass 4 in" not in err, err)
     topic.c.close()
+    check("no sanitizer report from any reconciler",
+          [m for m in SANITIZER_MARKS if any(m in e for e in stderr_seen)],
+          [])
 done()
