@@ -146,15 +146,13 @@ SELECT m.id,
          quote_nullable(to_char(m.starts_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
          quote_nullable(to_char(m.ends_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
          quote_nullable(m.status), quote_nullable(m.reason),
-         quote_nullable(CASE WHEN EXISTS (
-             SELECT 1 FROM @cm@.mirror_user u
-             WHERE u.id = m.doctor_id AND NOT u.deleted)
-           THEN m.doctor_id::text END),
-         quote_nullable(CASE WHEN EXISTS (
-             SELECT 1 FROM @cm@.mirror_patient p
-             WHERE p.id = m.patient_id AND NOT p.deleted)
-           THEN m.patient_id::text END)) AS t
+         quote_nullable(CASE WHEN u.id IS NOT NULL
+                             THEN m.doctor_id::text END),
+         quote_nullable(CASE WHEN p.id IS NOT NULL
+                             THEN m.patient_id::text END)) AS t
 FROM @cm@.mirror_appointment m
+LEFT JOIN @cm@.mirror_user u ON u.id = m.doctor_id AND NOT u.deleted
+LEFT JOIN @cm@.mirror_patient p ON p.id = m.patient_id AND NOT p.deleted
 WHERE NOT m.deleted;
 
 -- name: v2_appointment
