@@ -3,8 +3,10 @@
 
 Runs tools/scripts/demo.sh on the build under test and checks that it ends
 with the oracle finding no difference and the seed-sized report: 7
-doctors in 6 global doctors, 20 patients, 43 appointments, no errors;
-the initial load came through the replay topic (clinicmig-replay db).
+doctors in 6 global doctors, 20 patients, 43 appointments, no errors —
+the report clinicmig-watch prints once the reconciler finds every entity
+in sync; the initial load came through the replay topic (clinicmig-replay
+db).
 """
 import os
 import re
@@ -37,5 +39,8 @@ check("report: patients migrated, no errors", (row("Patients") or [])[:2],
       ("20", "0"))
 check("report: appointments", row("Appointments"),
       ("43", "0", "43 with both links resolved"))
-check_true("report: total", "Total: 70 records" in out)
+check_true("report: total", "Total: 70 records, 0 errors" in out)
+check_true("report: every entity in sync", all(
+    re.search(rf"^in sync: {e} +yes since ", out, re.M)
+    for e in ("doctor", "patient", "appointment")), out[-1500:])
 done()

@@ -174,6 +174,9 @@ def first_pass(env, topic):
           {e: (p["rows"]["legacy"], p["rows_read"])
            for e, p in passes.items()},
           {"doctor": (11, 0), "patient": (20, 0), "appointment": (43, 0)})
+    check("unresolved links: published every pass, none here",
+          [(e["doctor"], e["patient"]) for e in evs
+           if e["type"] == "unresolved"], [([], [])])
     check("events in the contract's order", [
         (k, json.loads(v)["type"]) for k, v in raw
         if json.loads(v)["type"] in ("counts", "pass", "verdict")],

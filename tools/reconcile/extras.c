@@ -116,10 +116,8 @@ int rc_unresolved(rc_ctx_t *c, char *errstr, size_t errstr_size) {
   if (doc)
     pat = run(c, "unresolved_patient", 1, params, "read unresolved links",
               errstr, errstr_size);
-  if (doc && pat)
-    rc = PQntuples(doc) + PQntuples(pat) == 0
-             ? 0
-             : send_unresolved(c, doc, pat, errstr, errstr_size);
+  if (doc && pat) /* every pass, empty lists too: "none" is news */
+    rc = send_unresolved(c, doc, pat, errstr, errstr_size);
   PQclear(doc);
   PQclear(pat);
   return rc;

@@ -4,8 +4,9 @@
 # and target databases) and the local Kafka cluster, loads the seed-sized
 # legacy data set, backfills it through the replay topic (clinicmig-replay
 # db) while live changes flow and two workers apply both, waits until the
-# topics are drained, checks the result with the oracle and prints the
-# migration report. Everything it starts is stopped and removed at the
+# topics are drained, checks the result with the oracle, starts the
+# reconciler and ends with clinicmig-watch's migration report (its status
+# is the demo's: every entity in sync). Everything it starts is stopped and removed at the
 # end (CM_DEMO_KEEP=1 keeps the database running and prints how to reach
 # it).
 set -euo pipefail
@@ -31,10 +32,12 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 workers=()
+reconciler=
 kafka_pid=
 
 cleanup() {
   set +e
+  [ -n "$reconciler" ] && kill -TERM "$reconciler" 2>/dev/null
   for w in "${workers[@]}"; do kill -TERM "$w" 2>/dev/null; done
   for w in "${workers[@]}"; do wait "$w" 2>/dev/null; done
   if [ -n "$kafka_pid" ]; then
@@ -72,7 +75,8 @@ coproc KAFKA {
   exec "$build/tools/kafka/clinicmig-kafka" --brokers 3 \
     --topic legacy.public.User:3 --topic legacy.public.Patient:3 \
     --topic legacy.public.Appointment:3 --topic clinicmig.replay:2 \
-    --topic clinicmig.dlq:1 2>"$work/kafka.log"
+    --topic clinicmig.dlq:1 --topic clinicmig.progress:1 \
+    --topic clinicmig.reconciliation:1 2>"$work/kafka.log"
 }
 kafka_pid=$KAFKA_PID
 read -r -t 30 bootstrap <&"${KAFKA[0]}"
@@ -95,6 +99,7 @@ say "starting two workers"
 for n in 1 2; do
   "$build/worker/clinicmig-worker" --db-conninfo "$target" \
     --bootstrap-servers "$bootstrap" --worker-id "worker-$n" \
+    --progress-interval-ms 1000 \
     -X kafka.session.timeout.ms=6000 \
     -X kafka.topic.metadata.refresh.interval.ms=1000 \
     2>"$work/worker-$n.log" &
@@ -147,5 +152,11 @@ echo "no message dropped by the local cluster"
 say "oracle: f computed from the legacy tables vs. the new schema"
 "$build/tools/oracle/clinicmig-oracle" --legacy "$legacy" --target "$target"
 
-say "migration report"
-/usr/bin/python3 "$root/tools/lib/report.py" "$target"
+say "reconciler: legacy, mirror and new schema compared, pass after pass"
+"$build/tools/reconcile/clinicmig-reconcile" --db-conninfo "$target" \
+  --legacy-conninfo "$legacy" --bootstrap-servers "$bootstrap" \
+  --interval-ms 1000 --hold-ms 2000 2>"$work/reconciler.log" &
+reconciler=$!
+
+say "migration report (clinicmig-watch --report)"
+"$build/tools/watch/clinicmig-watch" -b "$bootstrap" --report --timeout 120
