@@ -4,7 +4,9 @@
 A legacy database gets the seed set and a random history; its final state
 is dumped (pg_dump --data-only --inserts) and its events written as kcat
 -J lines. clinicmig-rehearse on those two files must exit 0 with the
-report and the oracle's "no difference"; with --keep it leaves its
+report, the reconciler's verdicts (in sync) and the oracle's "no
+difference"; --capture keeps every topic the run wrote and every log;
+with --keep it leaves its
 PostgreSQL running and prints the connection string last. With a change
 event removed from the history (events lost upstream), the result no
 longer equals f of the final state: it must exit 1 and say so.
@@ -45,12 +47,38 @@ try:
 finally:
     pg.destroy()
 
-r = rehearse(dump, events, "--workers", "2", "--chaos", "--keep")
+capture = os.path.join(tmp, "capture")
+r = rehearse(dump, events, "--workers", "2", "--chaos", "--keep",
+             "--capture", capture)
 check("a faithful history: exit 0", r.returncode, 0)
 check_true("the oracle finds no difference",
            "oracle: no difference" in r.stdout, r.stdout[-1500:] + r.stderr)
 check_true("the report names every entity", all(
     e in r.stdout for e in ("Doctors", "Patients", "Appointments")))
+check_true("the report gives the reconciler's verdicts: in sync", all(
+    f"in sync: {e:<12} yes" in r.stdout
+    for e in ("doctor", "patient", "appointment")), r.stdout[-1500:])
+got = sorted(os.listdir(capture)) if os.path.isdir(capture) else []
+check("--capture writes every topic the run wrote and every log", [
+    f for f in got if f.endswith(".jsonl") or f == "reconciler.log"],
+    ["reconciler.log", "rehearsal.dlq.jsonl", "rehearsal.progress.jsonl",
+     "rehearsal.reconciliation.jsonl", "rehearsal.replay.jsonl"])
+check_true("... the workers' logs among them (killed ones too)", len(
+    [f for f in got if f.startswith("rehearsal-w") and f.endswith(".log")])
+    >= 3, got)
+
+
+def kinds(name):
+    with open(os.path.join(capture, name)) as f:
+        return {json.loads(json.loads(x)["payload"])["type"] for x in f}
+
+
+if got:
+    check_true("the progress capture holds the workers' progress events",
+               kinds("rehearsal.progress.jsonl") == {"progress"})
+    check_true("the reconciliation capture holds counts, passes and "
+               "verdicts", {"counts", "pass", "verdict"} <=
+               kinds("rehearsal.reconciliation.jsonl"))
 last = r.stdout.strip().splitlines()[-1]
 check_true("--keep prints the connection string last",
            last.startswith("host=") and "dbname=rehearsal" in last, last)

@@ -145,3 +145,42 @@ def dropped(bootstrap, topics):
             lost += low
     c.close()
     return lost
+
+
+def read_all(bootstrap, topic, timeout=30.0):
+    """Every message of @topic, as the dicts kcat -C -J prints (key and
+    payload as text, or key_b64/payload_b64 for bytes that are not
+    UTF-8), partition by partition in offset order."""
+    import base64
+    c = Consumer({"bootstrap.servers": bootstrap,
+                  "group.id": f"cmpublish-read-{topic}",
+                  "enable.auto.commit": False,
+                  "enable.partition.eof": True})
+    try:
+        md = c.list_topics(topic, timeout=timeout).topics[topic]
+        c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
+        left, out = len(md.partitions), []
+        while left:
+            m = c.poll(timeout)
+            if m is None:
+                raise PublishError(f"{topic}: no end of partition in "
+                                   f"{timeout:g} s")
+            if m.error():
+                left -= 1
+                continue
+            line = {"topic": topic, "partition": m.partition(),
+                    "offset": m.offset(), "tstype": "create",
+                    "ts": m.timestamp()[1], "broker": -1,
+                    "headers": [x for kv in (m.headers() or [])
+                                for x in (kv[0], (kv[1] or b"").decode(
+                                    errors="replace"))] or None}
+            for name, raw in (("key", m.key()), ("payload", m.value())):
+                try:
+                    line[name] = None if raw is None else raw.decode()
+                except UnicodeDecodeError:
+                    line[name + "_b64"] = base64.b64encode(raw).decode()
+            out.append(line)
+        return sorted(out, key=lambda x: (x["partition"], x["offset"]))
+    finally:
+        c.close()
+

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import random
+import shutil
 import re
 import subprocess
 import sys
@@ -46,7 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
 import cmgen  # noqa: E402
 import psycopg2  # noqa: E402
 from cmpublish import (MAPPED_TABLES, describe_tables, dropped,  # noqa: E402
-                       publish, table_of)
+                       publish, read_all, table_of)
 from cmrun import (PgServer, Worker, drained, safe_next_xid,  # noqa: E402
                    wait_until)
 from report import report  # noqa: E402
@@ -75,6 +76,14 @@ def binaries(build):
         if not os.access(path, os.X_OK):
             raise RehearsalError(f"{path}: not built (the {name} is needed)")
     return b
+
+
+def reconcile_binary(build):
+    path = os.path.join(build, "tools", "reconcile", "clinicmig-reconcile")
+    if not os.access(path, os.X_OK):
+        raise RehearsalError(f"{path}: not built (the verdicts need "
+                             "clinicmig-reconcile)")
+    return path
 
 
 def replay_binary(build):
@@ -153,6 +162,8 @@ class Run:
         self.conninfo = None
         self.workers = []        # every worker started, killed ones too
         self.sanitizer = []      # workers whose log holds such a report
+        self.verdicts = {}       # {entity: (in sync, reason)}
+        self.reconciler_log = ""
 
     @property
     def ok(self):
@@ -171,6 +182,11 @@ class Run:
         if self.backfill:
             out.append(f"backfill: {self.backfill}")
         return out
+
+    def verdict_lines(self):
+        """The reconciler's verdicts, one line per entity."""
+        return [f"in sync: {e:<12} " + ("yes" if ok else f"NO: {why}")
+                for e, (ok, why) in self.verdicts.items()]
 
 
 class Rehearsal:
@@ -263,6 +279,8 @@ class Rehearsal:
         self.kafka.topic(f"{run.name}.replay",
                          self.replay_partitions(conninfo))
         self.kafka.topic(f"{run.name}.dlq", 1)
+        self.kafka.topic(f"{run.name}.progress", 1)
+        self.kafka.topic(f"{run.name}.reconciliation", 1)
         return msgs, schema
 
     def replay_partitions(self, conninfo):
@@ -301,6 +319,8 @@ class Rehearsal:
         args = ["--topic-prefix", run.name, "--source-schema", schema,
                 "--topic-replay", f"{run.name}.replay",
                 "--topic-dlq", f"{run.name}.dlq",
+                "--topic-progress", f"{run.name}.progress",
+                "--progress-interval-ms", "1000",
                 "--group-id", run.name] + WORKER_KAFKA + extra
         w = Worker(self.bin["worker"], conninfo, self.kafka.bootstrap,
                    f"{run.name}-w{index}", args, self.log_dir)
@@ -310,6 +330,44 @@ class Rehearsal:
     def drained(self, run, conninfo, topics):
         return drained(conninfo, self.kafka, run.name, topics)
 
+    def reconcile(self, run, conninfo, schema, region):
+        """One pass of clinicmig-reconcile over the drained run, legacy
+        tables included; its verdicts go into @run."""
+        r = subprocess.run(
+            [reconcile_binary(self.build), "--db-conninfo", conninfo,
+             "--legacy-conninfo", conninfo, "--bootstrap-servers",
+             self.kafka.bootstrap, "--group-id", run.name,
+             "--topic-prefix", run.name, "--source-schema", schema,
+             "--topic-replay", f"{run.name}.replay",
+             "--topic-reconciliation", f"{run.name}.reconciliation",
+             "--phone-region", region, "--hold-ms", "0", "--once"],
+            capture_output=True, text=True, timeout=600)
+        run.reconciler_log = r.stdout + r.stderr
+        if r.returncode not in (0, 3):
+            raise RehearsalError("clinicmig-reconcile: " +
+                                 (r.stderr.strip().splitlines() or ["?"])[-1])
+        for m in read_all(self.kafka.bootstrap, f"{run.name}.reconciliation"):
+            ev = json.loads(m["payload"] or "{}")
+            if ev.get("type") == "verdict":
+                run.verdicts[ev["entity"]] = (ev["in_sync"],
+                                              ev.get("reason", ""))
+
+    def capture(self, run, directory):
+        """Writes the topics the run wrote (progress, reconciliation, dead
+        letters, replay) as kcat -J lines, and every log, into
+        @directory."""
+        os.makedirs(directory, exist_ok=True)
+        for t in ("progress", "reconciliation", "dlq", "replay"):
+            topic = f"{run.name}.{t}"
+            with open(os.path.join(directory, f"{topic}.jsonl"), "w") as f:
+                for m in read_all(self.kafka.bootstrap, topic):
+                    f.write(json.dumps(m, ensure_ascii=False) + "\n")
+        for w in run.workers:
+            shutil.copyfile(w.log_path,
+                            os.path.join(directory, f"{w.name}.log"))
+        with open(os.path.join(directory, "reconciler.log"), "w") as f:
+            f.write(run.reconciler_log)
+
     def start_backfill(self, run, conninfo, schema):
         return Backfill(replay_binary(self.build), run, conninfo,
                         self.kafka.bootstrap, schema, self.log_dir)
@@ -318,12 +376,14 @@ class Rehearsal:
 
     def run(self, name, conninfo, lines, workers=2, chaos=False, seed=1,
             duplicates=0.0, worker_args=(), match="loose", region="RU",
-            timeout=600, lose=0.0, backfill=False):
+            timeout=600, lose=0.0, backfill=False, capture=None):
         """Publishes @lines (kcat -J dicts) to fresh topics while @workers
         workers apply them to the database @conninfo, which already holds
         the final legacy state; then runs the oracle. @lose: the share of
         messages dropped before publishing; @backfill: run clinicmig-replay
-        db meanwhile. @returns a Run."""
+        db meanwhile; @capture: a directory for every topic and log of the
+        run. After the drain, one pass of the reconciler gives the
+        verdicts. @returns a Run."""
         run = Run(name, seed, lose)
         run.conninfo = conninfo
         started = time.monotonic()
@@ -385,6 +445,7 @@ class Rehearsal:
             if lost:
                 raise RehearsalError(f"the local cluster dropped {lost} "
                                      "messages")
+            self.reconcile(run, conninfo, schema, region)
         finally:
             if replay:
                 replay.stop()
@@ -399,6 +460,8 @@ class Rehearsal:
         run.oracle_status = r.returncode
         run.oracle_output = r.stdout + r.stderr
         run.report = report(conninfo, name)
+        if capture:
+            self.capture(run, capture)
         run.seconds = time.monotonic() - started
         return run
 
