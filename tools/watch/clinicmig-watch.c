@@ -7,12 +7,12 @@
  * It reads both topics with a consumer group of its own (nothing is
  * committed), from their start or from --since, and folds every event
  * into one state (state.c). The report waits until (1) the consumer has
- * read to the end of every partition it holds, so that old events cannot
- * pass for current ones; (2) every worker alive by its own events has no
- * lag; (3) the reconciler has published, for every entity, counts and a
- * verdict with lag 0 stamped after the workers were seen drained. It
- * exits 0 only if every verdict then says in sync; at the timeout it
- * prints what it knows and exits 1. Formats: docs/observability.md.
+ * read every partition it holds as far as it went when it was assigned,
+ * so that old events cannot pass for current ones; (2) every worker alive by
+ * its own events has no lag; (3) the reconciler has published, for every
+ * entity, counts and a verdict with lag 0 stamped after the workers were seen
+ * drained. It exits 0 only if every verdict then says in sync; at the timeout
+ * it prints what it knows and exits 1. Formats: docs/observability.md.
  */
 #include "watch.h"
 
@@ -51,7 +51,8 @@ typedef struct run_s {
   rd_kafka_t *rk;
   const opts_t *o;
   rd_kafka_topic_partition_list_t *held; /* the partitions assigned */
-  char *at_end; /* per partition of held: read to its end */
+  int64_t *end; /* per partition of held: its end when it was assigned */
+  char *at_end; /* per partition of held: read up to that end */
 } run_t;
 
 static volatile sig_atomic_t running = 1;
@@ -220,8 +221,10 @@ static void release(run_t *r) {
   if (r->held)
     rd_kafka_topic_partition_list_destroy(r->held);
   free(r->at_end);
+  free(r->end);
   r->held = NULL;
   r->at_end = NULL;
+  r->end = NULL;
 }
 
 /* Starts every partition at --since (or at its start when the cluster
@@ -241,9 +244,22 @@ static void start_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l,
       l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
 }
 
+/* The partition's end now; INT64_MAX if the cluster cannot tell (then
+ * only an end-of-partition event counts). */
+static int64_t high_watermark(rd_kafka_t *rk,
+                              const rd_kafka_topic_partition_t *p) {
+  int64_t low, high;
+
+  if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high,
+                                       10000) != 0)
+    return INT64_MAX;
+  return high;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
   run_t *r = opaque;
+  int i;
 
   release(r);
   if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -254,19 +270,26 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   rd_kafka_assign(rk, parts);
   r->held = rd_kafka_topic_partition_list_copy(parts);
   r->at_end = calloc((size_t)(parts->cnt ? parts->cnt : 1), 1);
+  r->end = calloc((size_t)(parts->cnt ? parts->cnt : 1), sizeof(*r->end));
+  for (i = 0; r->end && i < parts->cnt; i++)
+    r->end[i] = high_watermark(rk, &parts->elems[i]);
 }
 
-/* Notes whether a partition was just read to its end or has news. */
-static void mark(run_t *r, const rd_kafka_message_t *m, int end) {
+/* Notes that a partition was read up to where it ended when it was
+ * assigned: at its end-of-partition event, or at the message before that
+ * end. Events written since are news, not history. */
+static void mark(run_t *r, const rd_kafka_message_t *m, int eof) {
   int i;
 
-  for (i = 0; r->held && r->at_end && m->rkt && i < r->held->cnt; i++)
+  for (i = 0; r->held && r->at_end && r->end && m->rkt && i < r->held->cnt; i++)
     if (r->held->elems[i].partition == m->partition &&
-        strcmp(r->held->elems[i].topic, rd_kafka_topic_name(m->rkt)) == 0)
-      r->at_end[i] = (char)end;
+        strcmp(r->held->elems[i].topic, rd_kafka_topic_name(m->rkt)) == 0 &&
+        (eof || m->offset + 1 >= r->end[i]))
+      r->at_end[i] = 1;
 }
 
-/* 1 when partitions are held and every one was read to its end. */
+/* 1 when partitions are held and every one was read as far as it went
+ * when it was assigned. */
 static int caught_up(const run_t *r) {
   int i;
 
