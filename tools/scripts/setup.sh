@@ -9,7 +9,7 @@ packages=(
   librdkafka-dev libpq-dev libavro-dev libcjson-dev libphonenumber-dev
   libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
   postgresql-15 postgresql-client-15 kcat valgrind
-  python3 python3-psycopg2 python3-confluent-kafka
+  python3 python3-psycopg2 python3-confluent-kafka python3-avro
 )
 
 missing=()
