@@ -341,7 +341,7 @@ int cm_dec_avro_key(cm_schemas_t *schemas, const void *key, size_t key_len,
   if (rc == CM_OK)
     rc = key_id(&d, &c, cm_schema_avro(sch), id);
   if (rc == CM_OK && c.n != 0)
-    rc = BAD(&d, "key: %zu bytes after the Avro data", c.n);
+    rc = BAD(&d, "key: %zu trailing bytes after the Avro data", c.n);
   return rc;
 }
 
@@ -600,7 +600,7 @@ static int read_envelope(adec_t *d, cur_t *c) {
       return rc;
   }
   if (c->n != 0)
-    return BAD(d, "value: %zu bytes after the Avro data", c->n);
+    return BAD(d, "value: %zu trailing bytes after the Avro data", c->n);
   return CM_OK;
 }
 

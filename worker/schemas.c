@@ -259,7 +259,12 @@ static int dir_read(cm_schemas_t *s, int32_t id, buf_t *b, int *missing,
   f = fopen(path, "rb");
   if (f == NULL) {
     *missing = errno == ENOENT;
-    return fail(errstr, errstr_size, *missing ? CM_ERR_BAD_INPUT : CM_ERR_RETRY,
+    if (*missing)
+      return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                  "schema id %" PRId32 ": no %" PRId32
+                  ".avsc in the schema directory",
+                  id, id);
+    return fail(errstr, errstr_size, CM_ERR_RETRY,
                 "schema id %" PRId32 ": cannot read %s: %s", id, path,
                 strerror(errno));
   }
