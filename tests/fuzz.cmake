@@ -22,6 +22,8 @@ if(CM_FUZZ)
   target_compile_options(fuzz_decode PRIVATE
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
     -fno-omit-frame-pointer -g)
+  target_compile_definitions(fuzz_decode PRIVATE
+    CM_FUZZ_SCHEMA_DIR="${CMAKE_SOURCE_DIR}/tests/data/decode-avro/schemas")
   target_link_options(fuzz_decode PRIVATE
     -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_decode PRIVATE PkgConfig::CJSON PkgConfig::AVRO
