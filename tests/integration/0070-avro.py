@@ -8,8 +8,8 @@ the same topics. Every table and op applies as its JSON twin would; a
 writer version with an added column applies; one without an optional
 column stores NULL; one without a required column, an id the registry
 does not have and a truncated body go to the dead-letter topic with the
-reason. Then the registry stops while events of a schema the worker has
-not fetched yet arrive: the batch waits (nothing applied, nothing
+reason. Then the registry answers 503, and then stops, while events of a
+schema the worker has not fetched yet arrive: the batch waits (nothing applied, nothing
 dead-lettered), and once the registry is back everything applies and
 nothing more is dead-lettered.
 """
@@ -144,15 +144,18 @@ with Env() as env:
                    all(n == 1 for sid, n in reg.requests.items()
                        if sid != 999), reg.requests)
 
-        # the registry goes away while events of a new writer version come
-        reg.stop()
+        # the registry fails (503), then goes away, while events of a new
+        # writer version come
+        reg.failing = 503
         later = [w.message("User", "c", dict(user(i, email=f"b{i}@x.org"),
                                              badge="b"), 600 + i,
                            extra={"badge": "string"}) for i in range(8, 12)]
         before = stats(env.pg)
         publish(env.kafka.bootstrap, later)
-        wait_until("the worker waits for the registry", lambda:
-                   "waits for the schema registry" in worker.output(), 60)
+        wait_until("the worker waits for the registry (503)", lambda:
+                   "HTTP status 503" in worker.output(), 60)
+        reg.stop()
+        reg.failing = None
         wait_until("a few retries", lambda: worker.output().count(
             "waits for the schema registry") >= 3, 60)
         mid = stats(env.pg)

@@ -7,8 +7,9 @@ the test keeps filling (cmavro.Writer.texts), 404 with Confluent's error
 body for any other, and 401 without the right basic-auth credentials. It
 serves from a thread of the test process; stop() and start() take it away
 and bring it back on the same port, as a registry that goes down does.
-Requests are counted per id, so a test can tell a cached schema from a
-fetched one.
+Setting `failing` to an HTTP status (503, say) makes it answer every
+request with it, as a registry that is up but unwell does. Requests are
+counted per id, so a test can tell a cached schema from a fetched one.
 """
 
 import base64
@@ -29,6 +30,7 @@ class Registry:
         self.port = cmrun.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests = {}
+        self.failing = None
         self.server = None
         self.thread = None
         self.start()
@@ -53,6 +55,9 @@ class Registry:
                 if self.headers.get("Authorization") != reg.auth:
                     return self._send(401, {"error_code": 401,
                                             "message": "Unauthorized"})
+                if reg.failing is not None:
+                    return self._send(reg.failing, {
+                        "error_code": reg.failing, "message": "unavailable"})
                 m = re.fullmatch(r"/schemas/ids/(\d+)", self.path)
                 sid = int(m.group(1)) if m else None
                 reg.requests[sid] = reg.requests.get(sid, 0) + 1
