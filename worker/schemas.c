@@ -268,8 +268,8 @@ static int dir_read(cm_schemas_t *s, int32_t id, buf_t *b, int *missing,
                 "schema id %" PRId32 ": cannot read %s: %s", id, path,
                 strerror(errno));
   }
-  if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-      n > SCHEMA_MAX_BYTES || fseek(f, 0, SEEK_SET) != 0) {
+  n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+  if (n < 0 || n > SCHEMA_MAX_BYTES || fseek(f, 0, SEEK_SET) != 0) {
     fclose(f);
     return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
                 "schema id %" PRId32 ": %s is unreadable or over %d bytes", id,

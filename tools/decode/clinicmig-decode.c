@@ -48,10 +48,11 @@ static const char usage[] =
     "\"key\", \"payload\"}, key and payload being the message text as a JSON\n"
     "string, or null; they may also be JSON objects (kcat -s avro). Binary\n"
     "messages come as \"key_b64\" and \"payload_b64\" (base64), beside or\n"
-    "instead of key and payload (kcat -J prints them with -D ''). Avro\n"
+    "instead of key and payload. Avro\n"
     "messages in Confluent's wire format are decoded with their writer\n"
     "schema from the registry (--schema-registry-url) or a directory of\n"
-    "<id>.avsc files (--schema-dir). A\n"
+    "<id>.avsc files (--schema-dir); a registry that cannot answer for now\n"
+    "gives \"status\": \"error\" (the worker would wait and retry). A\n"
     "message with a " ERRORS_TOPIC_HEADER " header (read back from a\n"
     "dead-letter topic) is decoded as if read from the topic it names,\n"
     "shown as \"source_topic\". A line that is not such an object prints\n"
@@ -346,38 +347,37 @@ static void process_line(const char *line, size_t len, unsigned long lineno,
   cJSON_Delete(msg);
 }
 
-/* The value of option @p name at argv[*i] ("--name VALUE"), or NULL. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name) {
-  if (strcmp(argv[*i], name) != 0 || *i + 1 >= argc)
-    return NULL;
-  return argv[++*i];
+/* The schema options of clinicmig-decode and where each goes. */
+static const char **opt_slot(cm_schemas_conf_t *sc, const char *flag) {
+  if (strcmp(flag, "--schema-registry-url") == 0)
+    return &sc->registry_url;
+  if (strcmp(flag, "--schema-registry-basic-auth-user-info") == 0)
+    return &sc->basic_auth;
+  if (strcmp(flag, "--schema-registry-ssl-ca-location") == 0)
+    return &sc->ca_location;
+  if (strcmp(flag, "--schema-dir") == 0)
+    return &sc->dir;
+  return NULL;
 }
 
 /*
  * Reads the options into @p sc. @returns 0, 1 for --help, 2 on bad usage.
  */
 static int parse_args(int argc, char **argv, cm_schemas_conf_t *sc) {
-  const char *v;
+  const char **slot;
   int i;
 
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
       return 1;
-    if ((v = opt_value(argc, argv, &i, "--schema-registry-url")) != NULL)
-      sc->registry_url = v;
-    else if ((v = opt_value(argc, argv, &i,
-                            "--schema-registry-basic-auth-user-info")) != NULL)
-      sc->basic_auth = v;
-    else if ((v = opt_value(argc, argv, &i,
-                            "--schema-registry-ssl-ca-location")) != NULL)
-      sc->ca_location = v;
-    else if ((v = opt_value(argc, argv, &i, "--schema-dir")) != NULL)
-      sc->dir = v;
-    else {
-      fprintf(stderr, "clinicmig-decode: unknown argument \"%s\"\n\n%s",
-              argv[i], usage);
+    slot = opt_slot(sc, argv[i]);
+    if (slot == NULL || i + 1 >= argc) {
+      fprintf(stderr, "clinicmig-decode: %s \"%s\"\n\n%s",
+              slot == NULL ? "unknown argument" : "no value for", argv[i],
+              usage);
       return 2;
     }
+    *slot = argv[++i];
   }
   return 0;
 }
