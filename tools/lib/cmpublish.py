@@ -54,6 +54,30 @@ def message_bytes(m, name):
     return text(m.get(name))
 
 
+def _as_text(b):
+    """@p b as text if it reads as UTF-8 JSON-safe text, else None."""
+    if b[:1] == b"\0":
+        return None
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def kcat_line(topic, partition, offset, key, value):
+    """A kcat -J line of one message: key and payload as text where they
+    are text, as key_b64 / payload_b64 (base64) where they are binary
+    (Avro in Confluent's wire format starts with byte 0)."""
+    m = {"topic": topic, "partition": partition, "offset": offset}
+    for name, b in (("key", key), ("payload", value)):
+        t = _as_text(b) if b is not None else None
+        if b is None or t is not None:
+            m[name] = t
+        else:
+            m[name + "_b64"] = base64.b64encode(b).decode()
+    return json.dumps(m, ensure_ascii=False)
+
+
 def table_of(topic):
     """The table a Debezium topic <prefix>.<schema>.<table> names, or None
     for a topic not so named (the replay or dead-letter topic, say)."""

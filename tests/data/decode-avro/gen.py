@@ -25,8 +25,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "tools", "lib"))
 import cmavro  # noqa: E402
 import cmtest  # noqa: E402
+import cmpublish  # noqa: E402
 
 TS_MS = 1737540930800
 
@@ -82,15 +84,14 @@ def changes():
 
 
 def line(topic, offset, key=None, payload=None, key_b=None, payload_b=None):
-    m = {"topic": topic, "partition": 0, "offset": offset}
+    """A kcat -J line: text key and payload, or binary ones (*_b64)."""
     if key_b is not None or payload_b is not None:
-        m["key_b64"] = base64.b64encode(key_b).decode() if key_b else None
-        m["payload_b64"] = (base64.b64encode(payload_b).decode()
-                            if payload_b else None)
-    else:
-        m["key"] = key
-        m["payload"] = payload
-    return json.dumps(m, ensure_ascii=False)
+        return cmpublish.kcat_line(topic, 0, offset, key_b or None,
+                                   payload_b or None)
+    return cmpublish.kcat_line(topic, 0, offset,
+                               key.encode() if key is not None else None,
+                               payload.encode() if payload is not None
+                               else None)
 
 
 def avro_change(w, ch, opts):
