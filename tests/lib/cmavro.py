@@ -236,6 +236,13 @@ class Writer:
         return (topic, self.key(table, key_id),
                 self.envelope(table, env, cols, types, extra))
 
+    def truncate(self, table, lsn, ts_ms=None):
+        """(topic, None, value) of a truncate: no key, no row images."""
+        env = cmtest.envelope(table, "t", None, None, lsn, 1000 + lsn // 100,
+                              ts_ms=ts_ms)
+        return (f"{cmtest.PREFIX}.public.{table}", None,
+                self.envelope(table, env))
+
     def schemas(self):
         """{id: schema text}."""
         return dict(self.texts)

@@ -45,13 +45,12 @@ def change(table, op, row_or_id, lsn, **kw):
 
 
 def truncate(table, lsn):
-    env = {"before": None, "after": None,
-           "source": {"version": "2.5.4.Final", "connector": "postgresql",
-                      "name": "legacy", "ts_ms": TS_MS - 5,
-                      "snapshot": "false", "db": "clinic", "sequence": None,
-                      "schema": "public", "table": table, "txId": 1000,
-                      "lsn": lsn, "xmin": None},
-           "op": "t", "ts_ms": TS_MS, "transaction": None}
+    """A truncate, as cmavro.Writer.truncate() writes it, fixed in time."""
+    env = cmtest.envelope(table, "t", None, None, lsn, 1000 + lsn // 100,
+                          ts_ms=TS_MS)
+    env["source"]["ts_ms"] = TS_MS - 5
+    for k in ("ts_us", "ts_ns"):
+        env.pop(k, None)
     return f"legacy.public.{table}", None, env
 
 
