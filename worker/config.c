@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -82,6 +83,20 @@ static const opt_t options[] = {
      "cap of the backoff between database reconnection attempts"},
     {"log.level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
      "error, warn, info or debug"},
+    {"schema.registry.url", OPT_STRING, OFF(schema_registry_url), 0, 0, "",
+     "schema registry of Avro messages (Confluent REST API), e.g. "
+     "http://registry:8081"},
+    {"schema.registry.basic.auth.user.info", OPT_STRING,
+     OFF(schema_registry_auth), 0, 0, "",
+     "user:password for the schema registry (HTTP basic auth)"},
+    {"schema.registry.ssl.ca.location", OPT_STRING, OFF(schema_registry_ca), 0,
+     0, "", "CA certificates (PEM file) to verify an https schema registry"},
+    {"schema.registry.timeout.ms", OPT_INT, OFF(schema_registry_timeout_ms),
+     100, 600000, "5000",
+     "longest wait for one schema registry request, in milliseconds"},
+    {"schema.dir", OPT_STRING, OFF(schema_dir), 0, 0, "",
+     "directory of Avro writer schemas named <id>.avsc, asked before the "
+     "registry"},
     {"worker.id", OPT_STRING, OFF(worker_id), 0, 0, "",
      "name of this worker in logs (default: host:pid)"},
 };
@@ -409,9 +424,33 @@ static int kafka_validate(const cm_config_t *conf, char *errstr,
   return r;
 }
 
+/* The schema source of Avro messages: an http(s) URL, a directory. */
+static int schemas_validate(const cm_config_t *conf, char *errstr,
+                            size_t errstr_size) {
+  const char *url = conf->schema_registry_url;
+  struct stat st;
+
+  if (url && *url && strncmp(url, "http://", 7) != 0 &&
+      strncmp(url, "https://", 8) != 0) {
+    snprintf(errstr, errstr_size,
+             "schema.registry.url: expected an http:// or https:// URL, "
+             "got \"%s\"",
+             url);
+    return CM_ERR_CONFIG;
+  }
+  if (conf->schema_dir && *conf->schema_dir &&
+      (stat(conf->schema_dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+    snprintf(errstr, errstr_size, "schema.dir: \"%s\" is not a directory",
+             conf->schema_dir);
+    return CM_ERR_CONFIG;
+  }
+  return 0;
+}
+
 int cm_config_validate(const cm_config_t *conf, char *errstr,
                        size_t errstr_size) {
-  if (kafka_validate(conf, errstr, errstr_size) != 0)
+  if (kafka_validate(conf, errstr, errstr_size) != 0 ||
+      schemas_validate(conf, errstr, errstr_size) != 0)
     return CM_ERR_CONFIG;
   if (!conf->db_conninfo || !*conf->db_conninfo) {
     snprintf(errstr, errstr_size,

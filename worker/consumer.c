@@ -50,6 +50,7 @@
 #include "clinicmig/cm_log.h"
 #include "clinicmig/cm_mirror.h"
 #include "clinicmig/cm_progress.h"
+#include "clinicmig/cm_schemas.h"
 #include "clinicmig/cm_stats.h"
 
 #define N_TOPICS 4
@@ -74,6 +75,7 @@ struct cm_worker_s {
   cm_mirror_t *mirror;
   cm_derive_t *derive;
   cm_dlq_t *dlq;
+  cm_schemas_t *schemas; /* Avro writer schemas, or NULL */
   cm_batch_t batch;
   char *topics[N_TOPICS];
   char *sql_offsets;
@@ -177,22 +179,26 @@ static int batch_add(cm_batch_t *b, rd_kafka_message_t *msg) {
   return 0;
 }
 
-/* Decodes one item and sorts it: to apply, to skip, or to dead-letter. */
-static void decode_item(cm_item_t *it) {
+/* Decodes one item and sorts it: to apply, to skip, or to dead-letter.
+ * @returns CM_ERR_RETRY, with the reason in the item, when the schema
+ * registry cannot answer for now: the item stays undecoded. */
+static int decode_item(cm_worker_t *w, cm_item_t *it) {
   const char *why = NULL;
   int r;
 
-  r = cm_event_decode(it->topic, it->msg->key, it->msg->key_len,
-                      it->msg->payload, it->msg->len, &it->ev, it->reason,
-                      sizeof(it->reason));
+  r = cm_event_decode2(it->topic, it->msg->key, it->msg->key_len,
+                       it->msg->payload, it->msg->len, w->schemas, &it->ev,
+                       it->reason, sizeof(it->reason));
+  if (r == CM_ERR_RETRY)
+    return r;
   if (r == CM_ERR_NOMEM) {
     snprintf(it->reason, sizeof(it->reason), "out of memory decoding");
     it->outcome = CM_OUT_DEAD_LETTER;
-    return;
+    return 0;
   }
   if (r) {
     it->outcome = CM_OUT_DEAD_LETTER;
-    return;
+    return 0;
   }
   it->decoded = 1;
   switch (cm_event_disposition(&it->ev, &why)) {
@@ -205,6 +211,40 @@ static void decode_item(cm_item_t *it) {
     it->outcome = CM_OUT_DEAD_LETTER;
     snprintf(it->reason, sizeof(it->reason), "%s", why);
     break;
+  }
+  return 0;
+}
+
+/*
+ * Decodes the items of the batch not decoded yet. A schema registry that
+ * is down or slow is not the events' fault: nothing is dead-lettered for
+ * it, the batch waits with backoff and decodes again (docs/design.md
+ * §1.2). @returns 0, or CM_ERR_RETRY if the worker was told to stop.
+ */
+static int decode_batch(cm_worker_t *w) {
+  int i, r, pause = 100, waiting;
+
+  for (;;) {
+    waiting = -1;
+    for (i = 0; i < w->batch.cnt; i++) {
+      cm_item_t *it = &w->batch.items[i];
+
+      if (it->decoded || it->outcome != CM_OUT_PENDING)
+        continue;
+      r = decode_item(w, it);
+      if (r == CM_ERR_RETRY && waiting < 0)
+        waiting = i;
+    }
+    if (waiting < 0)
+      return 0;
+    if (!*w->running)
+      return CM_ERR_RETRY;
+    cm_warn("batch of %d events waits for the schema registry (%s), "
+            "retrying in %d ms",
+            w->batch.cnt, w->batch.items[waiting].reason, pause);
+    sleep_ms(pause);
+    pause = pause * 2 > w->conf->db_retry_max_ms ? w->conf->db_retry_max_ms
+                                                 : pause * 2;
   }
 }
 
@@ -501,11 +541,10 @@ static int process_batch(cm_worker_t *w) {
   char errstr[512];
   int i, r, attempt = 0;
 
-  for (i = 0; i < w->batch.cnt; i++) {
-    if (!w->batch.items[i].decoded && w->batch.items[i].reason[0] == '\0')
-      decode_item(&w->batch.items[i]);
+  if (decode_batch(w) != 0)
+    return CM_ERR_RETRY;
+  for (i = 0; i < w->batch.cnt; i++)
     w->batch.items[i].initial = w->batch.items[i].outcome;
-  }
   for (;;) {
     r = run_transaction(w, errstr, sizeof(errstr));
     if (r == 0)
@@ -1005,6 +1044,19 @@ static int make_clients(cm_worker_t *w, char *errstr, size_t errstr_size) {
   return w->progress ? 0 : CM_ERR_FATAL;
 }
 
+/* The schema source of Avro messages, if one is configured. */
+static int make_schemas(cm_worker_t *w, char *errstr, size_t errstr_size) {
+  const cm_config_t *c = w->conf;
+  cm_schemas_conf_t sc = {c->schema_registry_url, c->schema_registry_auth,
+                          c->schema_registry_ca, c->schema_dir,
+                          c->schema_registry_timeout_ms};
+
+  if ((!sc.registry_url || !*sc.registry_url) && (!sc.dir || !*sc.dir))
+    return 0; /* JSON only: an Avro message is bad input */
+  w->schemas = cm_schemas_new(&sc, errstr, errstr_size);
+  return w->schemas ? 0 : CM_ERR_CONFIG;
+}
+
 cm_worker_t *cm_worker_new(const cm_config_t *conf,
                            volatile sig_atomic_t *running, char *errstr,
                            size_t errstr_size) {
@@ -1024,6 +1076,8 @@ cm_worker_t *cm_worker_new(const cm_config_t *conf,
   }
   if (make_observers(w, errstr, errstr_size) != 0 ||
       make_clients(w, errstr, errstr_size) != 0)
+    goto fail;
+  if (make_schemas(w, errstr, errstr_size) != 0)
     goto fail;
   if (cm_db_connect(w->db) != 0) {
     snprintf(errstr, errstr_size, "stopped before the database was reached");
@@ -1061,6 +1115,7 @@ void cm_worker_destroy(cm_worker_t *w) {
   if (w->rk)
     rd_kafka_destroy(w->rk);
   cm_dlq_destroy(w->dlq);
+  cm_schemas_destroy(w->schemas);
   cm_mirror_destroy(w->mirror);
   cm_derive_destroy(w->derive);
   cm_db_destroy(w->db);

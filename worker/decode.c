@@ -43,6 +43,7 @@
 
 #include "clinicmig/cm_err.h"
 #include "clinicmig/cm_value.h"
+#include "decode_int.h"
 
 /* Below this absolute value an unlabeled integer timestamp is in ms. */
 #define GUESS_MS_BELOW INT64_C(100000000000000)
@@ -67,6 +68,7 @@ typedef struct dec_s {
   const char *topic;
   const char *key;
   size_t key_len;
+  cm_schemas_t *schemas; /* Avro writer schemas, or NULL */
   doc_t val;
   const cJSON *schema; /* the value's envelope schema, or NULL */
   cm_event_t *ev;
@@ -74,8 +76,8 @@ typedef struct dec_s {
   size_t errstr_size;
 } dec_t;
 
-__attribute__((format(printf, 4, 5))) static int
-fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...) {
+int cm_dec_fail(char *errstr, size_t errstr_size, int err, const char *fmt,
+                ...) {
   va_list ap;
 
   if (errstr == NULL || errstr_size == 0)
@@ -86,11 +88,12 @@ fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...) {
   return err;
 }
 
+#define fail cm_dec_fail
 #define BAD(d, ...)                                                            \
   fail((d)->errstr, (d)->errstr_size, CM_ERR_BAD_INPUT, __VA_ARGS__)
 
 /* Copies at most 32 bytes of @p src, printable ASCII only, for a reason. */
-static const char *printable(const char *src, char *dst, size_t dst_size) {
+const char *cm_dec_printable(const char *src, char *dst, size_t dst_size) {
   size_t i;
 
   for (i = 0; src[i] != '\0' && i < 32 && i + 1 < dst_size; i++)
@@ -269,44 +272,35 @@ static int doc_parse(doc_t *doc, const char *what, const char *s, size_t n,
 
 /* ---- dates and times --------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's). */
-/* The unit of an integer timestamp, from its schema's semantic type. */
-typedef enum ts_unit_e {
-  TS_GUESS, /* no semantic type: see NOTES */
-  TS_MS,
-  TS_US,
-  TS_NS,
-  TS_TEXT, /* ZonedTimestamp: only a string is right */
-  TS_BAD,  /* a semantic type that is not a timestamp */
-} ts_unit_t;
-
-static ts_unit_t ts_unit_of(const char *name) {
+cm_ts_unit_t cm_dec_ts_unit(const char *name) {
   if (name == NULL)
-    return TS_GUESS;
-  if (strcmp(name, "io.debezium.time.MicroTimestamp") == 0)
-    return TS_US;
+    return CM_TS_GUESS;
+  if (strcmp(name, "io.debezium.time.MicroTimestamp") == 0 ||
+      strcmp(name, "timestamp-micros") == 0)
+    return CM_TS_US;
   if (strcmp(name, "io.debezium.time.Timestamp") == 0 ||
-      strcmp(name, "org.apache.kafka.connect.data.Timestamp") == 0)
-    return TS_MS;
+      strcmp(name, "org.apache.kafka.connect.data.Timestamp") == 0 ||
+      strcmp(name, "timestamp-millis") == 0)
+    return CM_TS_MS;
   if (strcmp(name, "io.debezium.time.NanoTimestamp") == 0)
-    return TS_NS;
+    return CM_TS_NS;
   if (strcmp(name, "io.debezium.time.ZonedTimestamp") == 0)
-    return TS_TEXT;
-  return TS_BAD;
+    return CM_TS_TEXT;
+  return CM_TS_BAD;
 }
 
 /* Converts an integer timestamp to µs; -1 if out of range. */
-static int ts_from_int(int64_t v, ts_unit_t unit, int64_t *us) {
-  if (unit == TS_GUESS)
-    unit = (v > -GUESS_MS_BELOW && v < GUESS_MS_BELOW) ? TS_MS : TS_US;
+int cm_dec_ts_from_int(int64_t v, cm_ts_unit_t unit, int64_t *us) {
+  if (unit == CM_TS_GUESS)
+    unit = (v > -GUESS_MS_BELOW && v < GUESS_MS_BELOW) ? CM_TS_MS : CM_TS_US;
   switch (unit) {
-  case TS_MS:
+  case CM_TS_MS:
     if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
       return -1;
     *us = v * 1000;
     break;
-  case TS_US: *us = v; break;
-  case TS_NS: *us = v / 1000 - (v % 1000 < 0 ? 1 : 0); break;
+  case CM_TS_US: *us = v; break;
+  case CM_TS_NS: *us = v / 1000 - (v % 1000 < 0 ? 1 : 0); break;
   default: return -1;
   }
   return (*us < CM_US_MIN || *us > CM_US_MAX) ? -1 : 0;
@@ -315,7 +309,7 @@ static int ts_from_int(int64_t v, ts_unit_t unit, int64_t *us) {
 /* ---- column values ----------------------------------------------------- */
 
 /* 1 if @p s is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF). */
-static int utf8_valid(const unsigned char *s) {
+int cm_dec_utf8_valid(const unsigned char *s) {
   uint32_t cp, min;
   int i, n;
 
@@ -375,7 +369,7 @@ static int decode_text(dec_t *d, const cJSON *v, const char *path,
                        cm_value_t *out) {
   if (!cJSON_IsString(v))
     return BAD(d, "%s: not a string", path);
-  if (!utf8_valid((const unsigned char *)v->valuestring))
+  if (!cm_dec_utf8_valid((const unsigned char *)v->valuestring))
     return BAD(d, "%s: not valid UTF-8", path);
   out->s = strdup(v->valuestring);
   if (out->s == NULL)
@@ -406,7 +400,7 @@ static int decode_date(dec_t *d, const cJSON *v, const char *path,
  * semantic type names; without one, see the guess in NOTES. */
 static int decode_ts(dec_t *d, const cJSON *v, const char *path,
                      const char *stype, cm_value_t *out) {
-  ts_unit_t unit = ts_unit_of(stype);
+  cm_ts_unit_t unit = cm_dec_ts_unit(stype);
   char buf[48];
   int64_t n;
 
@@ -415,10 +409,10 @@ static int decode_ts(dec_t *d, const cJSON *v, const char *path,
       return BAD(d, "%s: not a valid timestamp", path);
   } else if (json_int(&d->val, v, &n) != 0) {
     return BAD(d, "%s: not a valid timestamp", path);
-  } else if (unit == TS_TEXT || unit == TS_BAD) {
+  } else if (unit == CM_TS_TEXT || unit == CM_TS_BAD) {
     return BAD(d, "%s: integer where the schema says %s", path,
-               printable(stype, buf, sizeof(buf)));
-  } else if (ts_from_int(n, unit, &out->i) != 0) {
+               cm_dec_printable(stype, buf, sizeof(buf)));
+  } else if (cm_dec_ts_from_int(n, unit, &out->i) != 0) {
     return BAD(d, "%s: timestamp out of range", path);
   }
   out->kind = CM_VAL_TIMESTAMP;
@@ -511,29 +505,48 @@ static const cJSON *unwrap(const cJSON *root) {
   return root;
 }
 
-/* Reads the row id from the message key: {"id": N}, wrapped, or N. */
-static int decode_key(dec_t *d, int64_t *id) {
+int cm_dec_is_avro(const void *msg, size_t len) {
+  return msg != NULL && len > 0 && ((const unsigned char *)msg)[0] == 0;
+}
+
+/* Reads the row id from a JSON key: {"id": N}, wrapped, or N. */
+static int json_key(const char *key, size_t key_len, int64_t *id, char *errstr,
+                    size_t errstr_size) {
   const cJSON *k, *idn;
   doc_t kd;
   int rc = CM_OK;
 
-  if (d->key == NULL || d->key_len == 0)
-    return BAD(d, "missing key");
-  rc = doc_parse(&kd, "key", d->key, d->key_len, d->errstr, d->errstr_size);
+  rc = doc_parse(&kd, "key", key, key_len, errstr, errstr_size);
   if (rc != CM_OK)
     return rc;
   k = unwrap(kd.root);
   idn = cJSON_IsObject(k) ? cJSON_GetObjectItemCaseSensitive(k, "id") : k;
   if (k == NULL || cJSON_IsNull(k))
-    rc = BAD(d, "missing key");
+    rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "missing key");
   else if (idn == NULL)
-    rc = BAD(d, "key: no id field");
+    rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "key: no id field");
   else if (!cJSON_IsObject(k) && !cJSON_IsNumber(k))
-    rc = BAD(d, "key: not an object or integer");
+    rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+              "key: not an object or integer");
   else if (json_int(&kd, idn, id) != 0)
-    rc = BAD(d, "key.id: not an integer");
+    rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "key.id: not an integer");
   doc_free(&kd);
   return rc;
+}
+
+int cm_dec_key(cm_schemas_t *schemas, const void *key, size_t key_len,
+               int64_t *id, char *errstr, size_t errstr_size) {
+  if (key == NULL || key_len == 0)
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "missing key");
+  if (cm_dec_is_avro(key, key_len))
+    return cm_dec_avro_key(schemas, key, key_len, id, errstr, errstr_size);
+  return json_key(key, key_len, id, errstr, errstr_size);
+}
+
+/* Reads the row id from the message key, in either format. */
+static int decode_key(dec_t *d, int64_t *id) {
+  return cm_dec_key(d->schemas, d->key, d->key_len, id, d->errstr,
+                    d->errstr_size);
 }
 
 /* Takes an integer, or a string of one, if it is there; else leaves 0. */
@@ -549,8 +562,7 @@ static void lenient_int(const doc_t *doc, const cJSON *v, int64_t *out) {
     *out = (int64_t)n;
 }
 
-/* source.snapshot: a string in Debezium 2.x, a boolean before. */
-static int decode_snapshot(dec_t *d, const cJSON *v) {
+cm_snapshot_t cm_dec_snapshot(const char *s) {
   static const struct {
     const char *name;
     cm_snapshot_t snap;
@@ -565,6 +577,14 @@ static int decode_snapshot(dec_t *d, const cJSON *v) {
   };
   size_t i;
 
+  for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (strcmp(s, names[i].name) == 0)
+      return names[i].snap;
+  return CM_SNAP_OTHER;
+}
+
+/* source.snapshot: a string in Debezium 2.x, a boolean before. */
+static int decode_snapshot(dec_t *d, const cJSON *v) {
   if (v == NULL || cJSON_IsNull(v) || cJSON_IsFalse(v))
     return CM_OK; /* CM_SNAP_FALSE */
   if (cJSON_IsTrue(v)) {
@@ -573,10 +593,7 @@ static int decode_snapshot(dec_t *d, const cJSON *v) {
   }
   if (!cJSON_IsString(v))
     return BAD(d, "source.snapshot: not a string or boolean");
-  d->ev->snapshot = CM_SNAP_OTHER;
-  for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-    if (strcmp(v->valuestring, names[i].name) == 0)
-      d->ev->snapshot = names[i].snap;
+  d->ev->snapshot = cm_dec_snapshot(v->valuestring);
   return CM_OK;
 }
 
@@ -648,7 +665,7 @@ static int decode_source(dec_t *d, const cJSON *env, int row_op) {
   d->ev->table = cm_table_from_name(table->valuestring);
   if (d->ev->table == CM_TABLE_NONE)
     return BAD(d, "unknown table \"%s\"",
-               printable(table->valuestring, buf, sizeof(buf)));
+               cm_dec_printable(table->valuestring, buf, sizeof(buf)));
   return CM_OK;
 }
 
@@ -768,7 +785,7 @@ static int decode_range(dec_t *d, const cJSON *env) {
   return CM_OK;
 }
 
-static cm_op_t op_from_string(const char *s) {
+cm_op_t cm_dec_op(const char *s) {
   if (s[0] == '\0' || s[1] != '\0')
     return (cm_op_t)0;
   switch (s[0]) {
@@ -798,10 +815,10 @@ static int decode_envelope(dec_t *d, const cJSON *env) {
     rc = decode_source(d, env, 1);
     return rc == CM_OK ? decode_range(d, env) : rc;
   }
-  ev->op = op_from_string(op->valuestring);
+  ev->op = cm_dec_op(op->valuestring);
   if (ev->op == 0)
     return BAD(d, "unknown op \"%s\"",
-               printable(op->valuestring, buf, sizeof(buf)));
+               cm_dec_printable(op->valuestring, buf, sizeof(buf)));
   lenient_int(&d->val, cJSON_GetObjectItemCaseSensitive(env, "ts_ms"),
               &ev->ts_ms);
   row_op = ev->op != CM_OP_MESSAGE;
@@ -849,6 +866,13 @@ static int decode_value(dec_t *d) {
 int cm_event_decode(const char *topic, const void *key, size_t key_len,
                     const void *value, size_t value_len, cm_event_t *ev,
                     char *errstr, size_t errstr_size) {
+  return cm_event_decode2(topic, key, key_len, value, value_len, NULL, ev,
+                          errstr, errstr_size);
+}
+
+int cm_event_decode2(const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, cm_schemas_t *schemas,
+                     cm_event_t *ev, char *errstr, size_t errstr_size) {
   dec_t d;
   int rc;
 
@@ -857,6 +881,7 @@ int cm_event_decode(const char *topic, const void *key, size_t key_len,
   d.topic = topic;
   d.key = key;
   d.key_len = key_len;
+  d.schemas = schemas;
   d.ev = ev;
   d.errstr = errstr;
   d.errstr_size = errstr_size;
@@ -872,6 +897,9 @@ int cm_event_decode(const char *topic, const void *key, size_t key_len,
                 CM_EVENT_MAX_BYTES);
   if (value == NULL || value_len == 0)
     return decode_tombstone(&d);
+  if (cm_dec_is_avro(value, value_len))
+    return cm_dec_avro_value(schemas, key, key_len, value, value_len, ev,
+                             errstr, errstr_size);
   rc = doc_parse(&d.val, "value", value, value_len, errstr, errstr_size);
   if (rc == CM_OK)
     rc = decode_value(&d);

@@ -42,7 +42,12 @@ typedef struct cm_config_s {
   int db_retry_max_ms; /**< cap of the reconnect backoff */
   int log_level;
   char *worker_id;
-  cm_kv_t *kafka; /**< kafka.* properties, without the prefix */
+  char *schema_registry_url;  /**< Avro writer schemas by id, or "" */
+  char *schema_registry_auth; /**< "user:password", or "" */
+  char *schema_registry_ca;   /**< CA file for https, or "" */
+  int schema_registry_timeout_ms;
+  char *schema_dir; /**< directory of <id>.avsc files, or "" */
+  cm_kv_t *kafka;   /**< kafka.* properties, without the prefix */
   int kafka_cnt;
 } cm_config_t;
 

@@ -8,7 +8,9 @@
  * converter with and without `schemas.enable` (a `{schema, payload}` wrapper),
  * its envelope (`before`, `after`, `source`, `op`, `ts_ms`, `transaction`),
  * its semantic temporal types and its placeholder for unchanged TOASTed
- * values. Everything downstream (mirror, derive, clinicmig-decode) sees only
+ * values; and its Avro converter's envelope in Confluent's wire format,
+ * read with the writer schema of each message (cm_schemas.h). Everything
+ * downstream (mirror, derive, clinicmig-decode) sees only
  * cm_event_t, typed by the legacy table's columns (cm_catalog.h).
  */
 #ifndef CM_EVENT_H
@@ -95,6 +97,9 @@ typedef struct cm_event_s {
 /** The value placeholder Debezium writes for an unchanged TOASTed column. */
 #define CM_DEBEZIUM_UNAVAILABLE "__debezium_unavailable_value"
 
+/** Avro writer schemas by id (cm_schemas.h). */
+typedef struct cm_schemas_s cm_schemas_t;
+
 /** Largest message key or value the decoder accepts (bytes). */
 #define CM_EVENT_MAX_BYTES (4 * 1024 * 1024)
 
@@ -111,11 +116,29 @@ typedef struct cm_event_s {
  *          CM_ERR_NOMEM. On error @p ev holds nothing to free.
  *
  * @remark The decoder never crashes on input: every byte string yields
- *         either an event or a reason.
+ *         either an event or a reason. Avro messages are refused (bad
+ *         input): they need cm_event_decode2() and a schema source.
  */
 int cm_event_decode(const char *topic, const void *key, size_t key_len,
                     const void *value, size_t value_len, cm_event_t *ev,
                     char *errstr, size_t errstr_size);
+
+/**
+ * @brief Decodes one Kafka message in either format into @p ev.
+ *
+ * The key and the value are each JSON, or Avro in Confluent's wire format
+ * (byte 0, a 4-byte big-endian schema id, Avro binary), told apart by
+ * their first byte (docs/design.md §1.2).
+ *
+ * @param schemas  optional: the writer schemas of Avro messages; without
+ *                 it an Avro key or value is bad input.
+ * @returns as cm_event_decode(), and CM_ERR_RETRY when the schema source
+ *          cannot answer for now (a registry that is down or slow): the
+ *          message is not bad, decode it again later.
+ */
+int cm_event_decode2(const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, cm_schemas_t *schemas,
+                     cm_event_t *ev, char *errstr, size_t errstr_size);
 
 /** @brief Frees the strings an event owns and zeroes it. */
 void cm_event_clear(cm_event_t *ev);

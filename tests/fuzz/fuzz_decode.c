@@ -4,12 +4,15 @@
  * NOTES
  * The input is split at its first NUL or newline into a message key and a
  * message value; without a separator there is no key and the whole input
- * is the value. Key and value are copied to buffers of their exact size,
- * so AddressSanitizer catches a read one byte past either. The decoder's
- * contract (cm_event.h) is that every byte string gives an event or a
- * reason: a crash, a leak, a sanitizer report or an OK without an event is
- * a bug. Decoded events also go through cm_event_to_json and
- * cm_event_disposition, as clinicmig-decode uses them.
+ * is the value. Binary messages (Avro in Confluent's wire format, full of
+ * NULs) are framed instead: byte 0xFF, the key's length in two bytes (big
+ * endian), the key, then the value. Avro writer schemas come from the
+ * fixtures' schema directory (tests/data/decode-avro/schemas). Key and value
+ * are copied to buffers of their exact size, so AddressSanitizer catches a read
+ * one byte past either. The decoder's contract (cm_event.h) is that every byte
+ * string gives an event or a reason: a crash, a leak, a sanitizer report or an
+ * OK without an event is a bug. Decoded events also go through cm_event_to_json
+ * and cm_event_disposition, as clinicmig-decode uses them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +20,14 @@
 
 #include "clinicmig/cm_err.h"
 #include "clinicmig/cm_event.h"
+#include "clinicmig/cm_schemas.h"
+
+#ifndef CM_FUZZ_SCHEMA_DIR
+#define CM_FUZZ_SCHEMA_DIR "tests/data/decode-avro/schemas"
+#endif
+
+/* Kept for the whole run: a cache of parsed schemas, as in the worker. */
+static cm_schemas_t *schemas;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,25 +54,61 @@ static void use_event(const cm_event_t *ev) {
   cJSON_Delete(j);
 }
 
+static cm_schemas_t *schema_source(void) {
+  cm_schemas_conf_t sc = {NULL, NULL, NULL, CM_FUZZ_SCHEMA_DIR, 0};
+  char err[256];
+
+  if (schemas == NULL)
+    schemas = cm_schemas_new(&sc, err, sizeof(err));
+  if (schemas == NULL)
+    abort();
+  return schemas;
+}
+
+/* The key of a framed (0xFF) input: @returns its length, or 0. */
+static size_t framed_key(const uint8_t **data, size_t *size, char **key) {
+  size_t n;
+
+  if (*size < 3)
+    return 0;
+  n = ((size_t)(*data)[1] << 8) | (*data)[2];
+  if (n > *size - 3)
+    n = *size - 3;
+  *key = n > 0 ? copy(*data + 3, n) : NULL;
+  *data += 3 + n;
+  *size -= 3 + n;
+  return n;
+}
+
+/* The key of a text input, up to its first NUL or newline. */
+static size_t text_key(const uint8_t **data, size_t *size, char **key) {
+  size_t sep;
+
+  for (sep = 0; sep < *size && (*data)[sep] != '\0' && (*data)[sep] != '\n';
+       sep++)
+    ;
+  if (sep == *size)
+    return 0;
+  *key = copy(*data, sep);
+  *data += sep + 1;
+  *size -= sep + 1;
+  return sep;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[256];
   cm_event_t ev;
-  size_t sep;
   char *key = NULL, *val;
-  size_t key_len = 0;
+  size_t key_len;
   int rc;
 
-  for (sep = 0; sep < size && data[sep] != '\0' && data[sep] != '\n'; sep++)
-    ;
-  if (sep < size) {
-    key = copy(data, sep);
-    key_len = sep;
-    data += sep + 1;
-    size -= sep + 1;
-  }
+  if (size > 0 && data[0] == 0xFF)
+    key_len = framed_key(&data, &size, &key);
+  else
+    key_len = text_key(&data, &size, &key);
   val = copy(data, size);
-  rc = cm_event_decode("legacy.public.Patient", key, key_len, val, size, &ev,
-                       err, sizeof(err));
+  rc = cm_event_decode2("legacy.public.Patient", key, key_len, val, size,
+                        schema_source(), &ev, err, sizeof(err));
   if (rc == CM_OK && ev.op == 0)
     abort(); /* OK must mean an event */
   if (rc == CM_OK)

@@ -5,7 +5,9 @@
 #
 # Configures BUILD_DIR (default /tmp/build-fuzz) with CC=clang CXX=clang++
 # -DCM_FUZZ=ON, builds only fuzz_decode, seeds a corpus from the fixtures
-# in tests/data/decode (key, newline, value; and value alone), and runs
+# in tests/data/decode (key, newline, value; and value alone) and from the
+# Avro messages of tests/data/decode-avro (0xFF, key length in two bytes,
+# key, value: see fuzz_decode.c), and runs
 # libFuzzer for SECONDS. Exits non-zero on any crash, leak or sanitizer
 # report; the log is BUILD_DIR/fuzz.log, crash inputs land in BUILD_DIR.
 set -eu
@@ -38,6 +40,20 @@ for value in "$root"/tests/data/decode/*.json; do
   } >"$corpus/seed-$name"
   tr -d '\n' <"$value" >"$corpus/seed-$name-nokey"
 done
+
+python3 - "$root/tests/data/decode-avro" "$corpus" <<'EOF'
+import base64, json, sys
+src, corpus = sys.argv[1], sys.argv[2]
+for name in ("changes.avro.jsonl", "faults.avro.jsonl"):
+    with open(f"{src}/{name}", encoding="utf-8") as f:
+        for n, line in enumerate(f):
+            m = json.loads(line)
+            key = base64.b64decode(m.get("key_b64") or "")
+            val = base64.b64decode(m.get("payload_b64") or "")
+            with open(f"{corpus}/seed-avro-{name.split('.')[0]}-{n}",
+                      "wb") as out:
+                out.write(b"\xff" + len(key).to_bytes(2, "big") + key + val)
+EOF
 
 set +e
 (cd "$build" && "$build/tests/fuzz_decode" -max_total_time="$secs" \

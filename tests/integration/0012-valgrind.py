@@ -3,9 +3,11 @@
 
 A worker runs under memcheck through a small history of every entity
 (creates, updates, deletes, a poison event, a placeholder, backfill rows
-and a range marker), serving its HTTP endpoints (scraped while it runs)
-and publishing progress events every 500 ms, is stopped with SIGTERM,
-and must exit 0 with no memory error and no definite leak.
+and a range marker; Avro events with their schemas from a registry, one
+of an unknown schema id and a truncated one), serving its HTTP endpoints
+(scraped while it runs) and publishing progress events every 500 ms, is
+stopped with SIGTERM, and must exit 0 with no memory error and no
+definite leak.
 Skipped (reported as such, not passed) in the sanitizer build, where
 valgrind cannot run the instrumented binary.
 """
@@ -19,6 +21,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from cmtest import (Env, appointment, check, check_true, done,  # noqa
                     drained, free_port, message, patient, publish,
                     range_marker, replay_row, tombstone, user, wait_until)
+import cmavro  # noqa: E402
+from cmregistry import Registry  # noqa: E402
 
 if os.environ.get("CM_SANITIZE") == "ON":
     print("valgrind cannot run the sanitizer build: skipped")
@@ -44,6 +48,21 @@ with Env() as env:
                         snap) for i in range(10, 20)]
     msgs += [range_marker("Patient", 1, 30, [(10, 19)], snap),
              message("Patient", "c", patient(25), 990, tx_id=4000)]
+    # Avro: the registry's schemas, writer versions, two bad messages
+    aw = cmavro.Writer()
+    reg = Registry(aw.texts)
+    msgs += [aw.message("User", "c", user(i, email=f"v{i}@x.ru"), 2000 + i)
+             for i in range(40, 45)]
+    msgs += [aw.message("Patient", "u", patient(i, birth="1970-01-02"),
+                        2100 + i) for i in range(1, 5)]
+    msgs += [aw.message("Appointment", "c", appointment(70, 40, 1), 2200,
+                        types={"startsAt": "micro"}),
+             aw.message("User", "c", dict(user(46), nick="n"), 2300,
+                        extra={"nick": "string"}),
+             aw.message("Patient", "d", 2, 2400)]
+    good = aw.message("User", "c", user(47), 2500)
+    msgs += [(good[0], good[1], b"\0\0\0\x03\xe7" + good[2][5:]),
+             (good[0], good[1], good[2][:-4])]
     publish(env.kafka.bootstrap, msgs)
     port = free_port()
 
@@ -55,7 +74,7 @@ with Env() as env:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
-    vg = env.worker("vg", extra=[
+    vg = env.worker("vg", extra=reg.worker_options() + [
         "--http-listen", f"127.0.0.1:{port}", "--progress-interval-ms",
         "500"], wrapper=[
         "valgrind", "--tool=memcheck", "--leak-check=full",
@@ -74,6 +93,7 @@ with Env() as env:
                not in page, page[:300])
     check("an unknown path under valgrind", get("/nope")[0], 404)
     status = vg.stop(timeout=120)
+    reg.stop()
     with open(log) as f:
         text = f.read()
     check("the worker under valgrind exits 0 after SIGTERM", status, 0)
@@ -82,4 +102,7 @@ with Env() as env:
     check("no definite leak",
           re.findall(r"definitely lost: ([\d,]+) bytes", text)[-1:] or
           ["0"], ["0"])
+    check("the Avro events applied", env.pg.query(
+        "SELECT count(*) FROM clinicmig.mirror_user WHERE id BETWEEN 40"
+        " AND 46"), [(6,)])
 done()

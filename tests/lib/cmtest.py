@@ -247,11 +247,11 @@ def user(uid, clinic=1, email="doc@example.org", role="DOCTOR", active=True,
 def publish(bootstrap, messages):
     """Publishes (topic, key, value) messages, partitioned by key as
     Debezium's are (Java's murmur2 on the key bytes), and waits for every
-    delivery."""
-    cmpublish.publish(bootstrap, [
-        (topic, -1, key.encode() if key is not None else None,
-         value.encode() if value is not None else None, None)
-        for topic, key, value in messages])
+    delivery. Key and value are text (JSON) or bytes (Avro, cmavro.py)."""
+    def raw(v):
+        return v.encode() if isinstance(v, str) else v
+    cmpublish.publish(bootstrap, [(topic, -1, raw(key), raw(value), None)
+                                  for topic, key, value in messages])
 
 
 # ---- convergence helpers ------------------------------------------------

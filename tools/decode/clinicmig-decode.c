@@ -5,12 +5,16 @@
  * An operator's tool: pipe `kcat -C -J` into it to see, one JSON line per
  * message, whether the worker applies, skips or dead-letters a message,
  * why, and the event it decodes. It runs the worker's own decoder
- * (cm_event_decode, cm_event_disposition), so its verdict is the worker's.
+ * (cm_event_decode2, cm_event_disposition), so its verdict is the worker's.
+ * Binary messages (Avro in Confluent's wire format) come as `key_b64` and
+ * `payload_b64`; their writer schemas from --schema-registry-url or
+ * --schema-dir, as the worker's options name them.
  *
  * Its output holds column values (names, phones, emails) of the messages
  * the operator is reading: it is for a terminal, never for logs.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +23,7 @@
 
 #include "clinicmig/cm_err.h"
 #include "clinicmig/cm_event.h"
+#include "clinicmig/cm_schemas.h"
 
 /* Longest input line: a 4 MiB message can grow six-fold when escaped. */
 #define LINE_MAX_BYTES ((size_t)32 * 1024 * 1024)
@@ -27,7 +32,10 @@
 #define ERRORS_TOPIC_HEADER "__connect.errors.topic"
 
 static const char usage[] =
-    "Usage: clinicmig-decode [--help]\n"
+    "Usage: clinicmig-decode [--schema-registry-url URL]\n"
+    "         [--schema-registry-basic-auth-user-info USER:PASSWORD]\n"
+    "         [--schema-registry-ssl-ca-location FILE] [--schema-dir DIR]\n"
+    "         [--help]\n"
     "\n"
     "Reads Kafka messages as `kcat -C -J` prints them, one JSON object a\n"
     "line, on standard input, and prints one JSON line for each: what the\n"
@@ -38,7 +46,13 @@ static const char usage[] =
     "\n"
     "An input line is {\"topic\", \"partition\", \"offset\", \"headers\",\n"
     "\"key\", \"payload\"}, key and payload being the message text as a JSON\n"
-    "string, or null; they may also be JSON objects (kcat -s avro). A\n"
+    "string, or null; they may also be JSON objects (kcat -s avro). Binary\n"
+    "messages come as \"key_b64\" and \"payload_b64\" (base64), beside or\n"
+    "instead of key and payload. Avro\n"
+    "messages in Confluent's wire format are decoded with their writer\n"
+    "schema from the registry (--schema-registry-url) or a directory of\n"
+    "<id>.avsc files (--schema-dir); a registry that cannot answer for now\n"
+    "gives \"status\": \"error\" (the worker would wait and retry). A\n"
     "message with a " ERRORS_TOPIC_HEADER " header (read back from a\n"
     "dead-letter topic) is decoded as if read from the topic it names,\n"
     "shown as \"source_topic\". A line that is not such an object prints\n"
@@ -124,6 +138,60 @@ static const char *header_value(const cJSON *headers, const char *name) {
   return NULL;
 }
 
+static int base64_decode_fail(bytes_t *b) {
+  int rc = b->owned == NULL ? -1 : -2;
+
+  free(b->owned);
+  memset(b, 0, sizeof(*b));
+  return rc;
+}
+
+/* Decodes base64 (RFC 4648, padding optional) into new bytes. */
+static int base64_decode(const char *in, bytes_t *b) {
+  static const char abc[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t n = strlen(in), i, len = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  const char *p;
+
+  b->owned = malloc(n / 4 * 3 + 3);
+  if (b->owned == NULL)
+    return -1;
+  for (i = 0; i < n && in[i] != '='; i++) {
+    p = in[i] != '\0' ? strchr(abc, in[i]) : NULL;
+    if (p == NULL)
+      return -2;
+    acc = (acc << 6) | (uint32_t)(p - abc);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      b->owned[len++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  b->p = b->owned;
+  b->len = len;
+  return 0;
+}
+
+/* Key or payload from "<name>_b64" when the line has it. @returns 1 if it
+ * has, 0 if not, -1 out of memory, -2 not base64. */
+static int message_b64(const cJSON *msg, const char *name, bytes_t *b) {
+  char field[32];
+  const cJSON *v;
+
+  snprintf(field, sizeof(field), "%s_b64", name);
+  v = cJSON_GetObjectItemCaseSensitive(msg, field);
+  if (v == NULL)
+    return 0;
+  memset(b, 0, sizeof(*b));
+  if (cJSON_IsNull(v))
+    return 1;
+  if (!cJSON_IsString(v))
+    return -2;
+  return base64_decode(v->valuestring, b) == 0 ? 1 : base64_decode_fail(b);
+}
+
 /* Key or payload: a JSON string holds the text; JSON null, no bytes; any
  * other JSON value is the message itself, serialized again. */
 static int message_bytes(const cJSON *item, bytes_t *b) {
@@ -143,9 +211,26 @@ static int message_bytes(const cJSON *item, bytes_t *b) {
   return 0;
 }
 
+/* Key or payload of a line: "<name>_b64" wins over "<name>". */
+static int line_bytes(const cJSON *msg, const char *name, bytes_t *b,
+                      const char **why) {
+  int rc = message_b64(msg, name, b);
+
+  if (rc == 0)
+    rc = message_bytes(cJSON_GetObjectItemCaseSensitive(msg, name), b) == 0
+             ? 1
+             : -1;
+  if (rc == -2)
+    *why = strcmp(name, "key") == 0 ? "\"key_b64\" is not base64"
+                                    : "\"payload_b64\" is not base64";
+  else if (rc < 0)
+    *why = "out of memory";
+  return rc < 0 ? -1 : 0;
+}
+
 /* Decodes one message into @p out: status, reason and event. */
 static void decode_into(cJSON *out, const char *topic, const bytes_t *key,
-                        const bytes_t *val) {
+                        const bytes_t *val, cm_schemas_t *schemas) {
   static const char *const status[] = {"apply", "skip", "dead_letter"};
   cm_event_t ev;
   char err[512];
@@ -153,9 +238,9 @@ static void decode_into(cJSON *out, const char *topic, const bytes_t *key,
   cm_disposition_t disp;
   int rc;
 
-  rc = cm_event_decode(topic, key->p, key->len, val->p, val->len, &ev, err,
-                       sizeof(err));
-  if (rc == CM_ERR_NOMEM) {
+  rc = cm_event_decode2(topic, key->p, key->len, val->p, val->len, schemas, &ev,
+                        err, sizeof(err));
+  if (rc == CM_ERR_NOMEM || rc == CM_ERR_RETRY) {
     cJSON_AddStringToObject(out, "status", "error");
     cJSON_AddStringToObject(out, "reason", err);
     return;
@@ -182,7 +267,8 @@ static void copy_member(cJSON *out, const cJSON *in, const char *name) {
 }
 
 /* The output for one kcat message; NULL with *why set if it is not one. */
-static cJSON *process_message(const cJSON *msg, const char **why) {
+static cJSON *process_message(const cJSON *msg, cm_schemas_t *schemas,
+                              const char **why) {
   const cJSON *topic = cJSON_GetObjectItemCaseSensitive(msg, "topic");
   const char *src;
   bytes_t key, val;
@@ -192,12 +278,15 @@ static cJSON *process_message(const cJSON *msg, const char **why) {
     *why = "no \"topic\" string";
     return NULL;
   }
+  memset(&val, 0, sizeof(val));
   out = cJSON_CreateObject();
-  if (out == NULL ||
-      message_bytes(cJSON_GetObjectItemCaseSensitive(msg, "key"), &key) ||
-      message_bytes(cJSON_GetObjectItemCaseSensitive(msg, "payload"), &val)) {
-    *why = "out of memory";
+  if (out == NULL || line_bytes(msg, "key", &key, why) != 0 ||
+      line_bytes(msg, "payload", &val, why) != 0) {
+    if (out == NULL)
+      *why = "out of memory";
     cJSON_Delete(out);
+    free(key.owned);
+    free(val.owned);
     return NULL;
   }
   src = header_value(cJSON_GetObjectItemCaseSensitive(msg, "headers"),
@@ -207,7 +296,7 @@ static cJSON *process_message(const cJSON *msg, const char **why) {
   copy_member(out, msg, "offset");
   if (src != NULL)
     cJSON_AddStringToObject(out, "source_topic", src);
-  decode_into(out, src != NULL ? src : topic->valuestring, &key, &val);
+  decode_into(out, src != NULL ? src : topic->valuestring, &key, &val, schemas);
   free(key.owned);
   free(val.owned);
   return out;
@@ -238,7 +327,8 @@ static void print_error(unsigned long lineno, const char *why) {
 }
 
 /* Handles one input line. */
-static void process_line(const char *line, size_t len, unsigned long lineno) {
+static void process_line(const char *line, size_t len, unsigned long lineno,
+                         cm_schemas_t *schemas) {
   const char *why = "not a JSON object";
   cJSON *msg, *out = NULL;
 
@@ -248,7 +338,7 @@ static void process_line(const char *line, size_t len, unsigned long lineno) {
   if (msg == NULL)
     why = "not valid JSON";
   else if (cJSON_IsObject(msg))
-    out = process_message(msg, &why);
+    out = process_message(msg, schemas, &why);
   if (out != NULL)
     print_json(out);
   else
@@ -257,21 +347,60 @@ static void process_line(const char *line, size_t len, unsigned long lineno) {
   cJSON_Delete(msg);
 }
 
+/* The schema options of clinicmig-decode and where each goes. */
+static const char **opt_slot(cm_schemas_conf_t *sc, const char *flag) {
+  if (strcmp(flag, "--schema-registry-url") == 0)
+    return &sc->registry_url;
+  if (strcmp(flag, "--schema-registry-basic-auth-user-info") == 0)
+    return &sc->basic_auth;
+  if (strcmp(flag, "--schema-registry-ssl-ca-location") == 0)
+    return &sc->ca_location;
+  if (strcmp(flag, "--schema-dir") == 0)
+    return &sc->dir;
+  return NULL;
+}
+
+/*
+ * Reads the options into @p sc. @returns 0, 1 for --help, 2 on bad usage.
+ */
+static int parse_args(int argc, char **argv, cm_schemas_conf_t *sc) {
+  const char **slot;
+  int i;
+
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+      return 1;
+    slot = opt_slot(sc, argv[i]);
+    if (slot == NULL || i + 1 >= argc) {
+      fprintf(stderr, "clinicmig-decode: %s \"%s\"\n\n%s",
+              slot == NULL ? "unknown argument" : "no value for", argv[i],
+              usage);
+      return 2;
+    }
+    *slot = argv[++i];
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  cm_schemas_conf_t sc = {NULL, NULL, NULL, NULL, 0};
+  cm_schemas_t *schemas = NULL;
   unsigned long lineno = 0;
   size_t cap = 0, len;
-  char *line = NULL;
+  char *line = NULL, err[512];
   int rc, too_long;
 
-  if (argc == 2 &&
-      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+  rc = parse_args(argc, argv, &sc);
+  if (rc == 1)
     fputs(usage, stdout);
-    return 0;
-  }
-  if (argc > 1) {
-    fprintf(stderr, "clinicmig-decode: unknown argument \"%s\"\n\n%s", argv[1],
-            usage);
-    return 2;
+  if (rc != 0)
+    return rc == 1 ? 0 : 2;
+  if (sc.registry_url != NULL || sc.dir != NULL) {
+    schemas = cm_schemas_new(&sc, err, sizeof(err));
+    if (schemas == NULL) {
+      fprintf(stderr, "clinicmig-decode: %s\n", err);
+      return 2;
+    }
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
   while ((rc = read_line(stdin, &line, &cap, &len, &too_long)) > 0) {
@@ -279,9 +408,10 @@ int main(int argc, char **argv) {
     if (too_long || line == NULL)
       print_error(lineno, "line too long");
     else
-      process_line(line, len, lineno);
+      process_line(line, len, lineno, schemas);
   }
   free(line);
+  cm_schemas_destroy(schemas);
   if (rc < 0) {
     fprintf(stderr, "clinicmig-decode: could not read standard input: %s\n",
             strerror(errno));

@@ -2,21 +2,22 @@
 # test-decode.sh — runs clinicmig-decode on a kcat -J fixture and compares
 # its output, line by line, with the expected output.
 #
-# Usage: test-decode.sh TOOL INPUT EXPECTED
+# Usage: test-decode.sh TOOL INPUT EXPECTED [TOOL OPTION...]
 set -eu
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 TOOL INPUT EXPECTED" >&2
+if [ $# -lt 3 ]; then
+  echo "usage: $0 TOOL INPUT EXPECTED [TOOL OPTION...]" >&2
   exit 2
 fi
 tool=$1
 input=$2
 expected=$3
+shift 3
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
 "$tool" --help | grep -q 'kcat -C -J -e -b BROKER -t clinicmig.dlq'
-"$tool" <"$input" >"$out"
+"$tool" "$@" <"$input" >"$out"
 if ! diff -u "$expected" "$out"; then
   echo "clinicmig-decode output differs from $expected" >&2
   exit 1

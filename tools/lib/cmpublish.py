@@ -2,7 +2,9 @@
 
 NOTES
 Lines are in the form `kcat -C -J` prints them (topic, partition, key,
-payload, headers; key and payload as JSON text or as JSON objects).
+payload, headers; key and payload as JSON text or as JSON objects, or as
+base64 in key_b64 / payload_b64 for binary messages such as Avro in
+Confluent's wire format; a *_b64 member wins over its text twin).
 Messages go to the partition each line names (or by key, with Kafka's
 default partitioner, where it names none), in file order, so the order
 within every topic-partition is the file's. publish() waits until the
@@ -17,6 +19,8 @@ names the messages of such tables; publishing them is harmless, since the
 workers subscribe only to the topics of the tables they map.
 """
 
+import base64
+import binascii
 import json
 import sys
 
@@ -37,6 +41,41 @@ def text(v):
     if isinstance(v, str):
         return v.encode()
     return json.dumps(v, separators=(",", ":")).encode()
+
+
+def message_bytes(m, name):
+    """Key or payload of a kcat -J line as bytes or None: <name>_b64
+    (base64) if the line has it, else <name>."""
+    b64 = name + "_b64"
+    if b64 in m:
+        if m[b64] is None:
+            return None
+        return base64.b64decode(m[b64], validate=True)
+    return text(m.get(name))
+
+
+def _as_text(b):
+    """@p b as text if it reads as UTF-8 JSON-safe text, else None."""
+    if b[:1] == b"\0":
+        return None
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def kcat_line(topic, partition, offset, key, value):
+    """A kcat -J line of one message: key and payload as text where they
+    are text, as key_b64 / payload_b64 (base64) where they are binary
+    (Avro in Confluent's wire format starts with byte 0)."""
+    m = {"topic": topic, "partition": partition, "offset": offset}
+    for name, b in (("key", key), ("payload", value)):
+        t = _as_text(b) if b is not None else None
+        if b is None or t is not None:
+            m[name] = t
+        else:
+            m[name + "_b64"] = base64.b64encode(b).decode()
+    return json.dumps(m, ensure_ascii=False)
 
 
 def table_of(topic):
@@ -78,9 +117,10 @@ def read_lines(paths):
                 continue
             try:
                 m = json.loads(line)
-                yield m["topic"], m.get("partition", -1), text(m.get("key")), \
-                    text(m.get("payload")), headers(m.get("headers"))
-            except (ValueError, KeyError, TypeError) as e:
+                yield m["topic"], m.get("partition", -1), \
+                    message_bytes(m, "key"), message_bytes(m, "payload"), \
+                    headers(m.get("headers"))
+            except (ValueError, KeyError, TypeError, binascii.Error) as e:
                 raise PublishError(f"{path}:{n}: not a kcat -J line ({e})")
         if f is not sys.stdin:
             f.close()

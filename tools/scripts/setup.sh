@@ -8,8 +8,9 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   librdkafka-dev libpq-dev libavro-dev libcjson-dev libphonenumber-dev
   libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
-  postgresql-15 postgresql-client-15 kcat valgrind
+  postgresql-15 postgresql-client-15 kcat valgrind openssl
   python3 python3-psycopg2 python3-confluent-kafka python3-jsonschema
+  python3-avro
 )
 
 missing=()
