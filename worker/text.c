@@ -3,8 +3,12 @@
  *
  * NOTES
  * Used for what the worker writes for operators (docs/observability.md):
- * the progress event and the metrics page. Both are small and bounded;
- * the limit only guards against a bug making them grow without end.
+ * the progress event and the metrics page; and by the tools for the
+ * messages they publish (clinicmig-replay's rows, the reconciler's
+ * events). The limit guards against input or a bug making them grow
+ * without end: an append past it, or a failed allocation, marks the text
+ * failed and appends nothing more, so a caller writes a whole message and
+ * checks once.
  */
 #include "clinicmig/cm_text.h"
 
@@ -17,6 +21,13 @@
 void cm_text_init(cm_text_t *t, size_t max) {
   memset(t, 0, sizeof(*t));
   t->max = max;
+}
+
+void cm_text_reset(cm_text_t *t) {
+  t->len = 0;
+  t->failed = 0;
+  if (t->p)
+    t->p[0] = '\0';
 }
 
 void cm_text_free(cm_text_t *t) {
@@ -85,6 +96,10 @@ void cm_text_json(cm_text_t *t, const char *s) {
   const char *run = s;
   char esc[7];
 
+  if (!s) {
+    cm_text_str(t, "null");
+    return;
+  }
   cm_text_add(t, "\"", 1);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;

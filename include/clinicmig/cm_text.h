@@ -27,6 +27,9 @@ void cm_text_init(cm_text_t *t, size_t max);
 
 void cm_text_free(cm_text_t *t);
 
+/** @brief Empties @p t, keeping its memory for the next message. */
+void cm_text_reset(cm_text_t *t);
+
 /** @brief Appends @p n bytes of @p s. */
 void cm_text_add(cm_text_t *t, const char *s, size_t n);
 
@@ -40,7 +43,7 @@ void cm_text_printf(cm_text_t *t, const char *fmt, ...)
 /** @brief Appends a 64-bit integer exactly. */
 void cm_text_i64(cm_text_t *t, int64_t v);
 
-/** @brief Appends @p s as a quoted JSON string. */
+/** @brief Appends @p s as a quoted JSON string, or null for NULL. */
 void cm_text_json(cm_text_t *t, const char *s);
 
 /**

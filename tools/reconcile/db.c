@@ -262,16 +262,16 @@ int rc_db_next_pass(rc_ctx_t *c, char *errstr, size_t errstr_size) {
 }
 
 /* {1,2,3} */
-static int id_array(const int64_t *ids, int n, rc_buf_t *b) {
+static int id_array(const int64_t *ids, int n, cm_text_t *b) {
   int i;
 
-  rc_buf_add(b, "{", 1);
+  cm_text_add(b, "{", 1);
   for (i = 0; i < n; i++) {
     if (i)
-      rc_buf_add(b, ",", 1);
-    rc_buf_i64(b, ids[i]);
+      cm_text_add(b, ",", 1);
+    cm_text_i64(b, ids[i]);
   }
-  rc_buf_add(b, "}", 1);
+  cm_text_add(b, "}", 1);
   return b->failed ? CM_ERR_NOMEM : 0;
 }
 
@@ -279,12 +279,12 @@ int rc_db_mark_published(rc_ctx_t *c, const char *kind, const int64_t *ids,
                          int n, char *errstr, size_t errstr_size) {
   char *sql;
   const char *params[2];
-  rc_buf_t arr;
+  cm_text_t arr;
   int rc;
 
   if (n == 0)
     return 0;
-  rc_buf_init(&arr, (size_t)n * 24 + 16);
+  cm_text_init(&arr, (size_t)n * 24 + 16);
   sql = rc_ctx_sql(c, "mark_published", NULL, 0, errstr, errstr_size);
   rc = sql ? id_array(ids, n, &arr) : CM_ERR_FATAL;
   if (rc == 0) {
@@ -294,7 +294,7 @@ int rc_db_mark_published(rc_ctx_t *c, const char *kind, const int64_t *ids,
                    errstr, errstr_size);
   }
   free(sql);
-  rc_buf_free(&arr);
+  cm_text_free(&arr);
   return rc;
 }
 

@@ -43,52 +43,52 @@ static PGresult *run(rc_ctx_t *c, const char *name, int nparams,
 }
 
 /* "key":[first column of the first 100 rows] */
-static void id_column(rc_buf_t *b, const char *key, const PGresult *res) {
+static void id_column(cm_text_t *b, const char *key, const PGresult *res) {
   int i, n = PQntuples(res) < RC_IDS_MAX ? PQntuples(res) : RC_IDS_MAX;
 
   rc_buf_key(b, key);
-  rc_buf_add(b, "[", 1);
+  cm_text_add(b, "[", 1);
   for (i = 0; i < n; i++) {
     if (i)
-      rc_buf_add(b, ",", 1);
-    rc_buf_str(b, PQgetvalue(res, i, 0)); /* an integer, from id::text */
+      cm_text_add(b, ",", 1);
+    cm_text_str(b, PQgetvalue(res, i, 0)); /* an integer, from id::text */
   }
-  rc_buf_add(b, "]", 1);
+  cm_text_add(b, "]", 1);
 }
 
-static void i64_or_null(rc_buf_t *b, const char *key, const PGresult *res,
+static void i64_or_null(cm_text_t *b, const char *key, const PGresult *res,
                         int row, int col) {
   int64_t v;
 
   rc_buf_key(b, key);
   if (rc_cell_i64(res, row, col, &v) == 0)
-    rc_buf_i64(b, v);
+    cm_text_i64(b, v);
   else
-    rc_buf_str(b, "null");
+    cm_text_str(b, "null");
 }
 
-static void entity_pass_head(rc_ctx_t *c, rc_buf_t *b, const char *entity) {
+static void entity_pass_head(rc_ctx_t *c, cm_text_t *b, const char *entity) {
   rc_buf_key(b, "entity");
-  rc_buf_json(b, entity);
+  cm_text_json(b, entity);
   rc_buf_key(b, "pass");
-  rc_buf_i64(b, c->pass);
+  cm_text_i64(b, c->pass);
 }
 
 /* ---- unresolved ---------------------------------------------------------- */
 
-static void seconds(rc_buf_t *b, int64_t ms) {
+static void seconds(cm_text_t *b, int64_t ms) {
   if (ms % 1000 == 0)
-    rc_buf_i64(b, ms / 1000);
+    cm_text_i64(b, ms / 1000);
   else
     rc_buf_f3(b, (double)ms / 1000);
 }
 
 static int send_unresolved(rc_ctx_t *c, const PGresult *doc,
                            const PGresult *pat, char *errstr, size_t size) {
-  rc_buf_t b;
+  cm_text_t b;
   int rc;
 
-  rc_buf_init(&b, RC_EVENT_MAX);
+  cm_text_init(&b, RC_EVENT_MAX);
   rc_event_begin(c, &b, "unresolved");
   entity_pass_head(c, &b, "appointment");
   rc_buf_key(&b, "grace_s");
@@ -97,10 +97,10 @@ static int send_unresolved(rc_ctx_t *c, const PGresult *doc,
   id_column(&b, "patient", pat);
   if (PQntuples(doc) > RC_IDS_MAX || PQntuples(pat) > RC_IDS_MAX) {
     rc_buf_key(&b, "truncated");
-    rc_buf_str(&b, "true");
+    cm_text_str(&b, "true");
   }
   rc = rc_event_send(c, "appointment", &b, errstr, size);
-  rc_buf_free(&b);
+  cm_text_free(&b);
   return rc;
 }
 
@@ -127,7 +127,7 @@ int rc_unresolved(rc_ctx_t *c, char *errstr, size_t errstr_size) {
 
 /* The command that repairs a gap on @topic: the worker's (docs/operations.md
  * §5), with the legacy connection string left for the operator. */
-static void repair(const rc_opts_t *o, const char *topic, rc_buf_t *b) {
+static void repair(const rc_opts_t *o, const char *topic, cm_text_t *b) {
   const char *dot = strrchr(topic, '.');
   char cmd[1024];
   int mapped =
@@ -141,19 +141,19 @@ static void repair(const rc_opts_t *o, const char *topic, rc_buf_t *b) {
            " --source-schema %s%s%s",
            o->brokers, o->topic_replay, o->topic_prefix, o->source_schema,
            mapped ? " --tables " : "", mapped ? dot + 1 : "");
-  rc_buf_json(b, cmd);
+  cm_text_json(b, cmd);
 }
 
-static int send_gap(rc_ctx_t *c, const PGresult *res, int row, rc_buf_t *b,
+static int send_gap(rc_ctx_t *c, const PGresult *res, int row, cm_text_t *b,
                     char *errstr, size_t size) {
   rc_event_begin(c, b, "gap");
   rc_buf_key(b, "topic");
-  rc_buf_json(b, PQgetvalue(res, row, 1));
+  cm_text_json(b, PQgetvalue(res, row, 1));
   i64_or_null(b, "partition", res, row, 2);
   i64_or_null(b, "from_offset", res, row, 3);
   i64_or_null(b, "to_offset", res, row, 4);
   rc_buf_key(b, "detected_at");
-  rc_buf_json(b, PQgetvalue(res, row, 5));
+  cm_text_json(b, PQgetvalue(res, row, 5));
   rc_buf_key(b, "repair");
   repair(c->o, PQgetvalue(res, row, 1), b);
   return rc_event_send(c, "-", b, errstr, size);
@@ -163,19 +163,19 @@ int rc_gaps(rc_ctx_t *c, char *errstr, size_t errstr_size) {
   const char *params[1] = {c->o->group_id};
   PGresult *res =
       run(c, "gaps", 1, params, "read the offset gaps", errstr, errstr_size);
-  rc_buf_t b;
+  cm_text_t b;
   int64_t id;
   int i, rc = 0;
 
   if (!res)
     return CM_ERR_RETRY;
-  rc_buf_init(&b, RC_EVENT_MAX);
+  cm_text_init(&b, RC_EVENT_MAX);
   for (i = 0; rc == 0 && i < PQntuples(res); i++) {
     rc = send_gap(c, res, i, &b, errstr, errstr_size);
     if (rc == 0 && rc_cell_i64(res, i, 0, &id) == 0)
       rc = rc_idlist_add(&c->sent_gaps, id);
   }
-  rc_buf_free(&b);
+  cm_text_free(&b);
   PQclear(res);
   return rc;
 }
@@ -183,46 +183,46 @@ int rc_gaps(rc_ctx_t *c, char *errstr, size_t errstr_size) {
 /* ---- regroups ------------------------------------------------------------ */
 
 /* "10,14" (array_to_string of a bigint[]) as a JSON list. */
-static void id_list(rc_buf_t *b, const char *key, const char *csv) {
+static void id_list(cm_text_t *b, const char *key, const char *csv) {
   size_t n = strspn(csv, "0123456789,-");
 
   rc_buf_key(b, key);
-  rc_buf_add(b, "[", 1);
+  cm_text_add(b, "[", 1);
   if (csv[n] == '\0') /* only digits, commas and signs: numbers */
-    rc_buf_str(b, csv);
-  rc_buf_add(b, "]", 1);
+    cm_text_str(b, csv);
+  cm_text_add(b, "]", 1);
 }
 
-static int send_regroup(rc_ctx_t *c, const PGresult *res, int row, rc_buf_t *b,
+static int send_regroup(rc_ctx_t *c, const PGresult *res, int row, cm_text_t *b,
                         char *errstr, size_t size) {
   int merge = strcmp(PQgetvalue(res, row, 1), "merge") == 0;
 
   rc_event_begin(c, b, merge ? "merge" : "split");
   rc_buf_key(b, "entity");
-  rc_buf_json(b, "patient");
+  cm_text_json(b, "patient");
   i64_or_null(b, "global_patient_id", res, row, 2);
   id_list(b, merge ? "merged" : "split_off", PQgetvalue(res, row, 3));
   rc_buf_key(b, "at");
-  rc_buf_json(b, PQgetvalue(res, row, 4));
+  cm_text_json(b, PQgetvalue(res, row, 4));
   return rc_event_send(c, "patient", b, errstr, size);
 }
 
 int rc_regroups(rc_ctx_t *c, char *errstr, size_t errstr_size) {
   PGresult *res =
       run(c, "regroups", 0, NULL, "read the regroups", errstr, errstr_size);
-  rc_buf_t b;
+  cm_text_t b;
   int64_t id;
   int i, rc = 0;
 
   if (!res)
     return CM_ERR_RETRY;
-  rc_buf_init(&b, RC_EVENT_MAX);
+  cm_text_init(&b, RC_EVENT_MAX);
   for (i = 0; rc == 0 && i < PQntuples(res); i++) {
     rc = send_regroup(c, res, i, &b, errstr, errstr_size);
     if (rc == 0 && rc_cell_i64(res, i, 0, &id) == 0)
       rc = rc_idlist_add(&c->sent_regroups, id);
   }
-  rc_buf_free(&b);
+  cm_text_free(&b);
   PQclear(res);
   return rc;
 }
@@ -230,7 +230,7 @@ int rc_regroups(rc_ctx_t *c, char *errstr, size_t errstr_size) {
 /* ---- suspects ------------------------------------------------------------ */
 
 /* Lowercase hex HMAC-SHA256 of @key under the secret, or null. */
-static void key_hash(const rc_opts_t *o, const char *key, rc_buf_t *b) {
+static void key_hash(const rc_opts_t *o, const char *key, cm_text_t *b) {
   static const char hex[] = "0123456789abcdef";
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0, i;
@@ -238,7 +238,7 @@ static void key_hash(const rc_opts_t *o, const char *key, rc_buf_t *b) {
 
   if (!o->secret || !HMAC(EVP_sha256(), o->secret, (int)o->secret_len,
                           (const unsigned char *)key, strlen(key), md, &len)) {
-    rc_buf_str(b, "null");
+    cm_text_str(b, "null");
     return;
   }
   for (i = 0; i < len; i++) {
@@ -246,19 +246,19 @@ static void key_hash(const rc_opts_t *o, const char *key, rc_buf_t *b) {
     out[2 * i + 1] = hex[md[i] & 15];
   }
   out[2 * len] = '\0';
-  rc_buf_json(b, out);
+  cm_text_json(b, out);
 }
 
 /* One suspect of @res's row: global id, members, and the phone key when
  * @phone. */
 static int send_suspect(rc_ctx_t *c, const PGresult *res, int row, int phone,
-                        rc_buf_t *b, char *errstr, size_t size) {
+                        cm_text_t *b, char *errstr, size_t size) {
   rc_event_begin(c, b, "suspect");
   entity_pass_head(c, b, "patient");
   i64_or_null(b, "global_patient_id", res, row, 0);
   i64_or_null(b, "members", res, row, 1);
   rc_buf_key(b, "reason");
-  rc_buf_json(b, phone ? "shared phone key" : "conflicting birth dates");
+  cm_text_json(b, phone ? "shared phone key" : "conflicting birth dates");
   if (phone) {
     rc_buf_key(b, "key_hash");
     key_hash(c->o, PQgetvalue(res, row, 2), b);
@@ -270,7 +270,7 @@ int rc_suspects(rc_ctx_t *c, char *errstr, size_t errstr_size) {
   char most[24];
   const char *params[1] = {most};
   PGresult *res[2] = {NULL, NULL};
-  rc_buf_t b;
+  cm_text_t b;
   int k, i, rc = 0;
 
   snprintf(most, sizeof(most), "%" PRId64, c->o->suspect_members);
@@ -281,11 +281,11 @@ int rc_suspects(rc_ctx_t *c, char *errstr, size_t errstr_size) {
                  errstr, errstr_size);
   if (!res[0] || !res[1])
     rc = CM_ERR_RETRY;
-  rc_buf_init(&b, RC_EVENT_MAX);
+  cm_text_init(&b, RC_EVENT_MAX);
   for (k = 0; rc == 0 && k < 2; k++)
     for (i = 0; rc == 0 && i < PQntuples(res[k]); i++)
       rc = send_suspect(c, res[k], i, k, &b, errstr, errstr_size);
-  rc_buf_free(&b);
+  cm_text_free(&b);
   PQclear(res[0]);
   PQclear(res[1]);
   return rc;

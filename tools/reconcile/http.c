@@ -33,29 +33,29 @@ struct rc_http_s {
 
 static const char *const check_names[2] = {"legacy-mirror", "mirror-v2"};
 
-static void gauge_head(rc_buf_t *b, const char *name, const char *type,
+static void gauge_head(cm_text_t *b, const char *name, const char *type,
                        const char *help) {
-  rc_buf_str(b, "# HELP ");
-  rc_buf_str(b, name);
-  rc_buf_str(b, " ");
-  rc_buf_str(b, help);
-  rc_buf_str(b, "\n# TYPE ");
-  rc_buf_str(b, name);
-  rc_buf_str(b, " ");
-  rc_buf_str(b, type);
-  rc_buf_str(b, "\n");
+  cm_text_str(b, "# HELP ");
+  cm_text_str(b, name);
+  cm_text_str(b, " ");
+  cm_text_str(b, help);
+  cm_text_str(b, "\n# TYPE ");
+  cm_text_str(b, name);
+  cm_text_str(b, " ");
+  cm_text_str(b, type);
+  cm_text_str(b, "\n");
 }
 
-static void sample(rc_buf_t *b, const char *name, const char *labels,
+static void sample(cm_text_t *b, const char *name, const char *labels,
                    int64_t v) {
-  rc_buf_str(b, name);
-  rc_buf_str(b, labels);
-  rc_buf_str(b, " ");
-  rc_buf_i64(b, v);
-  rc_buf_str(b, "\n");
+  cm_text_str(b, name);
+  cm_text_str(b, labels);
+  cm_text_str(b, " ");
+  cm_text_i64(b, v);
+  cm_text_str(b, "\n");
 }
 
-static void entity_gauges(rc_buf_t *b, const rc_metrics_t *m) {
+static void entity_gauges(cm_text_t *b, const rc_metrics_t *m) {
   char labels[128];
   int e, k;
 
@@ -75,16 +75,16 @@ static void entity_gauges(rc_buf_t *b, const rc_metrics_t *m) {
     }
 }
 
-static void metrics_page(rc_buf_t *b, const rc_metrics_t *m) {
+static void metrics_page(cm_text_t *b, const rc_metrics_t *m) {
   entity_gauges(b, m);
   gauge_head(b, "clinicmig_reconcile_rows_read_total", "counter",
              "rows read one by one after bisection");
   sample(b, "clinicmig_reconcile_rows_read_total", "", m->rows_read_total);
   gauge_head(b, "clinicmig_reconcile_pass_seconds", "gauge",
              "duration of the last full pass");
-  rc_buf_str(b, "clinicmig_reconcile_pass_seconds ");
+  cm_text_str(b, "clinicmig_reconcile_pass_seconds ");
   rc_buf_f3(b, m->pass_seconds);
-  rc_buf_str(b, "\n");
+  cm_text_str(b, "\n");
   gauge_head(b, "clinicmig_reconcile_leader", "gauge",
              "1 while this reconciler holds the leader lock");
   sample(b, "clinicmig_reconcile_leader", "", m->leader);
@@ -109,7 +109,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status,
 }
 
 /* The page for @url into @b; @returns the HTTP status. */
-static unsigned int page(rc_metrics_t *m, const char *url, rc_buf_t *b,
+static unsigned int page(rc_metrics_t *m, const char *url, cm_text_t *b,
                          const char **type) {
   unsigned int status = 200;
 
@@ -120,16 +120,16 @@ static unsigned int page(rc_metrics_t *m, const char *url, rc_buf_t *b,
     metrics_page(b, m);
   } else if (strcmp(url, "/healthz") == 0) {
     status = rc_now_s() - m->last_turn <= HEALTH_S ? 200 : 503;
-    rc_buf_str(b, status == 200 ? "ok\n"
-                                : "the main loop has not turned for 30 s\n");
+    cm_text_str(b, status == 200 ? "ok\n"
+                                 : "the main loop has not turned for 30 s\n");
   } else if (strcmp(url, "/readyz") == 0) {
     status = m->db_ok ? 200 : 503;
-    rc_buf_str(b, m->db_ok ? "ready\n"
-                           : "the last round trip to the target database"
-                             " failed\n");
+    cm_text_str(b, m->db_ok ? "ready\n"
+                            : "the last round trip to the target database"
+                              " failed\n");
   } else {
     status = 404;
-    rc_buf_str(b, "not found\n");
+    cm_text_str(b, "not found\n");
   }
   pthread_mutex_unlock(&m->lock);
   return status;
@@ -143,7 +143,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
   const char *type;
   unsigned int status;
   enum MHD_Result ret;
-  rc_buf_t b;
+  cm_text_t b;
 
   (void)version;
   (void)upload_data;
@@ -151,11 +151,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
   (void)con_cls;
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
     return reply(conn, 405, "text/plain", "GET only\n", 9);
-  rc_buf_init(&b, PAGE_MAX);
+  cm_text_init(&b, PAGE_MAX);
   status = page(h->m, url, &b, &type);
   ret = b.failed ? reply(conn, 500, "text/plain", "page too large\n", 15)
                  : reply(conn, status, type, b.p ? b.p : "", b.len);
-  rc_buf_free(&b);
+  cm_text_free(&b);
   return ret;
 }
 

@@ -211,7 +211,7 @@ void rc_out_destroy(rc_out_t *out) {
   free(out);
 }
 
-int rc_out_send(rc_out_t *out, const char *key, const rc_buf_t *value,
+int rc_out_send(rc_out_t *out, const char *key, const cm_text_t *value,
                 char *errstr, size_t errstr_size) {
   rd_kafka_resp_err_t err;
 

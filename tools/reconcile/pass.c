@@ -84,25 +84,25 @@ void rc_idlist_free(rc_idlist_t *l) {
 
 /* ---- events -------------------------------------------------------------- */
 
-void rc_event_begin(rc_ctx_t *c, rc_buf_t *b, const char *type) {
+void rc_event_begin(rc_ctx_t *c, cm_text_t *b, const char *type) {
   char ts[32];
 
   rc_iso_ms(rc_wall_ms(), ts, sizeof(ts));
-  rc_buf_reset(b);
-  rc_buf_str(b, "{\"v\":1");
+  cm_text_reset(b);
+  cm_text_str(b, "{\"v\":1");
   rc_buf_key(b, "type");
-  rc_buf_json(b, type);
+  cm_text_json(b, type);
   rc_buf_key(b, "ts");
-  rc_buf_json(b, ts);
+  cm_text_json(b, ts);
   rc_buf_key(b, "source");
-  rc_buf_str(b, "\"reconciler:");
-  rc_buf_str(b, c->id);
-  rc_buf_str(b, "\"");
+  cm_text_str(b, "\"reconciler:");
+  cm_text_str(b, c->id);
+  cm_text_str(b, "\"");
 }
 
-int rc_event_send(rc_ctx_t *c, const char *key, rc_buf_t *b, char *errstr,
+int rc_event_send(rc_ctx_t *c, const char *key, cm_text_t *b, char *errstr,
                   size_t errstr_size) {
-  rc_buf_add(b, "}", 1);
+  cm_text_add(b, "}", 1);
   if (b->failed) {
     snprintf(errstr, errstr_size, "an event outgrew %d bytes", RC_EVENT_MAX);
     return CM_ERR_FATAL;
@@ -111,11 +111,11 @@ int rc_event_send(rc_ctx_t *c, const char *key, rc_buf_t *b, char *errstr,
 }
 
 /* "entity":..,"pass":.. */
-static void entity_head(rc_ctx_t *c, rc_buf_t *b, const rc_entity_t *e) {
+static void entity_head(rc_ctx_t *c, cm_text_t *b, const rc_entity_t *e) {
   rc_buf_key(b, "entity");
-  rc_buf_json(b, e->name);
+  cm_text_json(b, e->name);
   rc_buf_key(b, "pass");
-  rc_buf_i64(b, c->pass);
+  cm_text_i64(b, c->pass);
 }
 
 /* ---- transactions -------------------------------------------------------- */
@@ -226,54 +226,54 @@ static int by_clinic(const void *a, const void *b) {
   return x->clinic < y->clinic ? -1 : x->clinic > y->clinic;
 }
 
-static void count_value(rc_buf_t *b, const char *key, int has, int64_t v) {
+static void count_value(cm_text_t *b, const char *key, int has, int64_t v) {
   rc_buf_key(b, key);
   if (has)
-    rc_buf_i64(b, v);
+    cm_text_i64(b, v);
   else
-    rc_buf_str(b, "null");
+    cm_text_str(b, "null");
 }
 
 /* "clinics":[{"clinic_id":1,"legacy":..,"mirror":..,"migrated":..}] */
-static void clinics_json(rc_buf_t *b, counts_t *k) {
+static void clinics_json(cm_text_t *b, counts_t *k) {
   int64_t v[NCOL];
   int i = 0, j;
 
   qsort(k->t, (size_t)k->n, sizeof(*k->t), by_clinic);
   rc_buf_key(b, "clinics");
-  rc_buf_add(b, "[", 1);
+  cm_text_add(b, "[", 1);
   while (i < k->n) {
     memset(v, 0, sizeof(v));
     for (j = i; j < k->n && by_clinic(&k->t[i], &k->t[j]) == 0; j++)
       v[k->t[j].col] += k->t[j].n;
-    rc_buf_str(b, i ? ",{" : "{");
+    cm_text_str(b, i ? ",{" : "{");
     count_value(b, "clinic_id", !k->t[i].null_clinic, k->t[i].clinic);
     count_value(b, "legacy", k->has_legacy, v[LEGACY]);
     count_value(b, "mirror", 1, v[MIRROR]);
     count_value(b, "migrated", 1, v[MIGRATED]);
-    rc_buf_add(b, "}", 1);
+    cm_text_add(b, "}", 1);
     i = j;
   }
-  rc_buf_add(b, "]", 1);
+  cm_text_add(b, "]", 1);
 }
 
 static int send_counts(rc_ctx_t *c, const rc_entity_t *e, counts_t *k,
-                       rc_buf_t *b, char *errstr, size_t size) {
+                       cm_text_t *b, char *errstr, size_t size) {
   rc_event_begin(c, b, "counts");
   entity_head(c, b, e);
   clinics_json(b, k);
   rc_buf_key(b, "total");
-  rc_buf_add(b, "{", 1);
+  cm_text_add(b, "{", 1);
   count_value(b, "legacy", k->has_legacy, k->total[LEGACY]);
   count_value(b, "mirror", 1, k->total[MIRROR]);
   count_value(b, "migrated", 1, k->total[MIGRATED]);
   count_value(b, "global", e->global != NULL, k->global);
-  rc_buf_add(b, "}", 1);
+  cm_text_add(b, "}", 1);
   count_value(b, "dead_lettered", 1, k->dead);
   return rc_event_send(c, e->name, b, errstr, size);
 }
 
-static int counts(rc_ctx_t *c, const rc_entity_t *e, counts_t *k, rc_buf_t *b,
+static int counts(rc_ctx_t *c, const rc_entity_t *e, counts_t *k, cm_text_t *b,
                   char *errstr, size_t size) {
   int rc;
 
@@ -297,17 +297,17 @@ static int counts(rc_ctx_t *c, const rc_entity_t *e, counts_t *k, rc_buf_t *b,
 
 /* ---- checks -------------------------------------------------------------- */
 
-static void ids_json(rc_buf_t *b, const char *key, const rc_ids_t *ids) {
+static void ids_json(cm_text_t *b, const char *key, const rc_ids_t *ids) {
   int i;
 
   rc_buf_key(b, key);
-  rc_buf_add(b, "[", 1);
+  cm_text_add(b, "[", 1);
   for (i = 0; i < ids->n; i++) {
     if (i)
-      rc_buf_add(b, ",", 1);
-    rc_buf_i64(b, ids->id[i]);
+      cm_text_add(b, ",", 1);
+    cm_text_i64(b, ids->id[i]);
   }
-  rc_buf_add(b, "]", 1);
+  cm_text_add(b, "]", 1);
 }
 
 static int64_t diff_total(const rc_diff_t *d) {
@@ -315,19 +315,19 @@ static int64_t diff_total(const rc_diff_t *d) {
 }
 
 static int send_mismatch(rc_ctx_t *c, const rc_entity_t *e, int check,
-                         const rc_diff_t *d, rc_buf_t *b, char *errstr,
+                         const rc_diff_t *d, cm_text_t *b, char *errstr,
                          size_t size) {
   rc_event_begin(c, b, "mismatch");
   entity_head(c, b, e);
   rc_buf_key(b, "check");
-  rc_buf_json(b, check_names[check]);
+  cm_text_json(b, check_names[check]);
   ids_json(b, "missing", &d->missing);
   ids_json(b, "extra", &d->extra);
   ids_json(b, "differing", &d->differing);
   if (d->missing.total > d->missing.n || d->extra.total > d->extra.n ||
       d->differing.total > d->differing.n) {
     rc_buf_key(b, "truncated");
-    rc_buf_str(b, "true");
+    cm_text_str(b, "true");
   }
   return rc_event_send(c, e->name, b, errstr, size);
 }
@@ -345,7 +345,7 @@ typedef struct cost_s {
 } cost_t;
 
 static int check(rc_ctx_t *c, const rc_entity_t *e, int which,
-                 const counts_t *k, cost_t *cost, rc_buf_t *b, char *errstr,
+                 const counts_t *k, cost_t *cost, cm_text_t *b, char *errstr,
                  size_t size) {
   char na[64], nb[64];
   rc_side_t sa = {which == 0 ? &c->legacy : &c->target, na, which == 0};
@@ -371,7 +371,7 @@ static int check(rc_ctx_t *c, const rc_entity_t *e, int which,
 }
 
 static int checks(rc_ctx_t *c, const rc_entity_t *e, const counts_t *k,
-                  cost_t *cost, rc_buf_t *b, char *errstr, size_t size) {
+                  cost_t *cost, cm_text_t *b, char *errstr, size_t size) {
   rc_found_t *f = &c->found[e - rc_entities];
   int rc;
 
@@ -391,16 +391,16 @@ static int checks(rc_ctx_t *c, const rc_entity_t *e, const counts_t *k,
 /* ---- the pass event ------------------------------------------------------ */
 
 static int send_pass(rc_ctx_t *c, const rc_entity_t *e, const counts_t *k,
-                     const cost_t *cost, double secs, rc_buf_t *b, char *errstr,
-                     size_t size) {
+                     const cost_t *cost, double secs, cm_text_t *b,
+                     char *errstr, size_t size) {
   rc_event_begin(c, b, "pass");
   entity_head(c, b, e);
   rc_buf_key(b, "rows");
-  rc_buf_add(b, "{", 1);
+  cm_text_add(b, "{", 1);
   count_value(b, "legacy", k->has_legacy, k->total[LEGACY]);
   count_value(b, "mirror", 1, k->total[MIRROR]);
   count_value(b, "v2", 1, k->total[MIGRATED]);
-  rc_buf_add(b, "}", 1);
+  cm_text_add(b, "}", 1);
   count_value(b, "rows_read", 1, cost->rows_read);
   count_value(b, "segments", 1, cost->segments);
   count_value(b, "mismatches", 1, cost->mismatches);
@@ -451,7 +451,7 @@ static void log_entity(const rc_ctx_t *c, const rc_entity_t *e,
             scanned, busy, busy > 0 ? (double)scanned / busy : 0.0);
 }
 
-static int entity_pass(rc_ctx_t *c, int ent, rc_buf_t *b, char *errstr,
+static int entity_pass(rc_ctx_t *c, int ent, cm_text_t *b, char *errstr,
                        size_t size) {
   const rc_entity_t *e = &rc_entities[ent];
   double t0 = rc_now_s(), busy0 = c->legacy.busy_s;
@@ -530,7 +530,7 @@ static void log_pass(const rc_ctx_t *c, double secs) {
 
 int rc_pass(rc_ctx_t *c, char *errstr, size_t errstr_size) {
   double t0 = rc_now_s();
-  rc_buf_t b;
+  cm_text_t b;
   int ent, rc;
 
   rc = rc_db_next_pass(c, errstr, errstr_size);
@@ -539,14 +539,14 @@ int rc_pass(rc_ctx_t *c, char *errstr, size_t errstr_size) {
   reconnect_legacy(c);
   c->legacy_scanned = 0;
   c->legacy_started = rc_now_s();
-  rc_buf_init(&b, RC_EVENT_MAX);
+  cm_text_init(&b, RC_EVENT_MAX);
   for (ent = 0; rc == 0 && ent < RC_ENTITY_CNT && !rc_stop; ent++)
     rc = entity_pass(c, ent, &b, errstr, errstr_size);
   if (rc == 0 && !rc_stop)
     rc = rc_gaps(c, errstr, errstr_size);
   if (rc == 0 && !rc_stop)
     rc = rc_verdicts(c, errstr, errstr_size);
-  rc_buf_free(&b);
+  cm_text_free(&b);
   if (rc == 0)
     rc = finish(c, errstr, errstr_size);
   c->sent_gaps.n = c->sent_regroups.n = 0;

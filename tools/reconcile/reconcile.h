@@ -12,7 +12,7 @@
  * pass.c runs one pass entity by entity; extras.c the events beside the
  * checks (unresolved links, gaps, regroups, suspects); verdict.c the lag
  * and the verdicts; kafka.c the producer; http.c the metrics and health
- * endpoints; buf.c the bounded text the JSON is written into.
+ * endpoints; buf.c the JSON pieces the events need beyond cm_text.h.
  *
  * Calls return 0 or a negative cm_err_t with a one-line reason in errstr:
  * CM_ERR_CONFIG for a bad argument (exit 2), anything else for a failure
@@ -29,6 +29,8 @@
 
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
+
+#include "clinicmig/cm_text.h"
 
 #define RC_NAME "clinicmig-reconcile"
 #define RC_EXIT_FAIL 1
@@ -85,27 +87,13 @@ void rc_opts_free(rc_opts_t *o);
 /** @returns the usage text. */
 const char *rc_usage(void);
 
-/* ---- buf.c: bounded text ------------------------------------------------- */
+/* ---- buf.c: JSON pieces beside cm_text.h, and the clocks ------------------
+ */
 
-/** Growing text with a hard size limit; a failed append marks it failed. */
-typedef struct rc_buf_s {
-  char *p;
-  size_t len, cap, max;
-  int failed;
-} rc_buf_t;
-
-void rc_buf_init(rc_buf_t *b, size_t max);
-void rc_buf_free(rc_buf_t *b);
-void rc_buf_reset(rc_buf_t *b);
-void rc_buf_add(rc_buf_t *b, const char *s, size_t n);
-void rc_buf_str(rc_buf_t *b, const char *s);
-void rc_buf_i64(rc_buf_t *b, int64_t v);
 /** @brief Appends @p v with three decimals. */
-void rc_buf_f3(rc_buf_t *b, double v);
-/** @brief Appends @p s as a JSON string, or null for NULL. */
-void rc_buf_json(rc_buf_t *b, const char *s);
+void rc_buf_f3(cm_text_t *b, double v);
 /** @brief Appends ,"key": (the comma unless right after '{'). */
-void rc_buf_key(rc_buf_t *b, const char *key);
+void rc_buf_key(cm_text_t *b, const char *key);
 
 /* ---- clocks -------------------------------------------------------------- */
 
@@ -348,7 +336,7 @@ rc_out_t *rc_out_new(const rc_opts_t *o, int *err, char *errstr,
 void rc_out_destroy(rc_out_t *out);
 
 /** @brief Queues one event (copied) keyed @p key. @returns 0 or RETRY. */
-int rc_out_send(rc_out_t *out, const char *key, const rc_buf_t *value,
+int rc_out_send(rc_out_t *out, const char *key, const cm_text_t *value,
                 char *errstr, size_t errstr_size);
 
 /**
@@ -369,10 +357,10 @@ int rc_topic_lag(rc_ctx_t *c, const char *topic, int64_t *lag, char *errstr,
 /* ---- events: the common head --------------------------------------------- */
 
 /** @brief Starts an event: {"v":1,"type":..,"ts":..,"source":..}. */
-void rc_event_begin(rc_ctx_t *c, rc_buf_t *b, const char *type);
+void rc_event_begin(rc_ctx_t *c, cm_text_t *b, const char *type);
 
 /** @brief Ends the event and publishes it keyed @p key. */
-int rc_event_send(rc_ctx_t *c, const char *key, rc_buf_t *b, char *errstr,
+int rc_event_send(rc_ctx_t *c, const char *key, cm_text_t *b, char *errstr,
                   size_t errstr_size);
 
 /* ---- pass.c, extras.c, verdict.c ----------------------------------------- */

@@ -85,12 +85,12 @@ static size_t placeholder(const char *p, const char *end) {
 /* Copies @p len bytes of @p text with the placeholders replaced. */
 static char *expand(const char *text, size_t len, const rc_subst_t *subst,
                     int cnt, char *errstr, size_t size) {
-  rc_buf_t b;
+  cm_text_t b;
   const char *p = text, *end = text + len, *run = text;
   const rc_subst_t *s;
   size_t n;
 
-  rc_buf_init(&b, (size_t)1 << 24);
+  cm_text_init(&b, (size_t)1 << 24);
   for (; p < end; p++) {
     if (*p != '@' || (n = placeholder(p + 1, end)) == 0)
       continue;
@@ -98,18 +98,18 @@ static char *expand(const char *text, size_t len, const rc_subst_t *subst,
     if (!s) {
       snprintf(errstr, size, "statement placeholder @%.*s@ has no value",
                (int)n, p + 1);
-      rc_buf_free(&b);
+      cm_text_free(&b);
       return NULL;
     }
-    rc_buf_add(&b, run, (size_t)(p - run));
-    rc_buf_str(&b, s->value);
+    cm_text_add(&b, run, (size_t)(p - run));
+    cm_text_str(&b, s->value);
     p += n + 1;
     run = p + 1;
   }
-  rc_buf_add(&b, run, (size_t)(end - run));
+  cm_text_add(&b, run, (size_t)(end - run));
   if (b.failed || !b.p) {
     snprintf(errstr, size, "out of memory");
-    rc_buf_free(&b);
+    cm_text_free(&b);
     return NULL;
   }
   return b.p; /* owned by the caller now */

@@ -74,33 +74,33 @@ static int publish(rc_ctx_t *c, int e, int64_t lag, const lags_t *l,
                    size_t size) {
   const rc_verdict_t *v = &c->verdict[e];
   char since[32];
-  rc_buf_t b;
+  cm_text_t b;
   int rc;
 
   rc_iso_ms(v->since_ms, since, sizeof(since));
-  rc_buf_init(&b, RC_EVENT_MAX);
+  cm_text_init(&b, RC_EVENT_MAX);
   rc_event_begin(c, &b, "verdict");
   rc_buf_key(&b, "entity");
-  rc_buf_json(&b, rc_entities[e].name);
+  cm_text_json(&b, rc_entities[e].name);
   rc_buf_key(&b, "pass");
-  rc_buf_i64(&b, c->pass);
+  cm_text_i64(&b, c->pass);
   rc_buf_key(&b, "in_sync");
-  rc_buf_str(&b, v->in_sync ? "true" : "false");
+  cm_text_str(&b, v->in_sync ? "true" : "false");
   rc_buf_key(&b, "since");
-  rc_buf_json(&b, since);
+  cm_text_json(&b, since);
   rc_buf_key(&b, "lag");
   if (l->known)
-    rc_buf_i64(&b, lag);
+    cm_text_i64(&b, lag);
   else
-    rc_buf_str(&b, "null");
+    cm_text_str(&b, "null");
   rc_buf_key(&b, "mismatches");
-  rc_buf_i64(&b, c->found[e].mismatches[0] + c->found[e].mismatches[1]);
+  cm_text_i64(&b, c->found[e].mismatches[0] + c->found[e].mismatches[1]);
   rc_buf_key(&b, "held_s");
   rc_buf_f3(&b, (double)held_ms / 1000);
   rc_buf_key(&b, "reason");
-  rc_buf_json(&b, why);
+  cm_text_json(&b, why);
   rc = rc_event_send(c, rc_entities[e].name, &b, errstr, size);
-  rc_buf_free(&b);
+  cm_text_free(&b);
   return rc;
 }
 

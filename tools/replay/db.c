@@ -60,7 +60,7 @@ static const char snapshot_sql[] =
 typedef struct tab_s {
   int64_t total; /* rows counted in the range, for the ETA */
   int64_t read, published, markers;
-  rp_buf_t source, marker_source;
+  cm_text_t source, marker_source;
 } tab_t;
 
 typedef struct db_s {
@@ -71,7 +71,7 @@ typedef struct db_s {
   char *txid_snapshot;
   rp_snap_t snap;
   int64_t lo, hi; /* the tiling: --ids or all of int8 */
-  rp_buf_t key, val;
+  cm_text_t key, val;
   rp_runs_t runs;
   tab_t tab[CM_TABLE__CNT];
   double started, next_progress;
@@ -540,19 +540,19 @@ int rp_db_run(const rp_opts_t *o, rp_out_t *out, char *errstr,
   d.hi = o->has_ids ? o->id_to : INT8_HI;
   d.started = rp_now_s();
   d.next_progress = d.started + RP_PROGRESS_S;
-  rp_buf_init(&d.key, CM_EVENT_MAX_BYTES);
-  rp_buf_init(&d.val, CM_EVENT_MAX_BYTES);
+  cm_text_init(&d.key, CM_EVENT_MAX_BYTES);
+  cm_text_init(&d.val, CM_EVENT_MAX_BYTES);
   for (t = 0; t < CM_TABLE__CNT; t++) {
-    rp_buf_init(&d.tab[t].source, CM_EVENT_MAX_BYTES);
-    rp_buf_init(&d.tab[t].marker_source, CM_EVENT_MAX_BYTES);
+    cm_text_init(&d.tab[t].source, CM_EVENT_MAX_BYTES);
+    cm_text_init(&d.tab[t].marker_source, CM_EVENT_MAX_BYTES);
   }
   rc = run(&d);
   for (t = 0; t < CM_TABLE__CNT; t++) {
-    rp_buf_free(&d.tab[t].source);
-    rp_buf_free(&d.tab[t].marker_source);
+    cm_text_free(&d.tab[t].source);
+    cm_text_free(&d.tab[t].marker_source);
   }
-  rp_buf_free(&d.key);
-  rp_buf_free(&d.val);
+  cm_text_free(&d.key);
+  cm_text_free(&d.val);
   rp_runs_free(&d.runs);
   free(d.txid_snapshot);
   PQfreemem(d.schema_q);

@@ -55,112 +55,112 @@ void rp_runs_free(rp_runs_t *runs) {
   memset(runs, 0, sizeof(*runs));
 }
 
-static void member(rp_buf_t *b, const char *name) {
-  rp_buf_json(b, name);
-  rp_buf_add(b, ":", 1);
+static void member(cm_text_t *b, const char *name) {
+  cm_text_json(b, name);
+  cm_text_add(b, ":", 1);
 }
 
-void rp_emit_source(rp_buf_t *b, const rp_snap_t *snap, cm_table_t table,
+void rp_emit_source(cm_text_t *b, const rp_snap_t *snap, cm_table_t table,
                     int marker) {
-  rp_buf_reset(b);
-  rp_buf_str(b, "{\"version\":");
-  rp_buf_json(b, RP_NAME " " RP_VERSION);
-  rp_buf_str(b, ",\"connector\":\"" RP_NAME "\",\"name\":");
-  rp_buf_json(b, snap->name);
-  rp_buf_str(b, ",\"ts_ms\":");
-  rp_buf_i64(b, snap->ts_ms);
-  rp_buf_str(b, ",\"snapshot\":\"true\",\"db\":");
-  rp_buf_json(b, snap->db);
-  rp_buf_str(b, ",\"schema\":");
-  rp_buf_json(b, snap->schema);
-  rp_buf_str(b, ",\"table\":");
-  rp_buf_json(b, cm_table_name(table));
+  cm_text_reset(b);
+  cm_text_str(b, "{\"version\":");
+  cm_text_json(b, RP_NAME " " RP_VERSION);
+  cm_text_str(b, ",\"connector\":\"" RP_NAME "\",\"name\":");
+  cm_text_json(b, snap->name);
+  cm_text_str(b, ",\"ts_ms\":");
+  cm_text_i64(b, snap->ts_ms);
+  cm_text_str(b, ",\"snapshot\":\"true\",\"db\":");
+  cm_text_json(b, snap->db);
+  cm_text_str(b, ",\"schema\":");
+  cm_text_json(b, snap->schema);
+  cm_text_str(b, ",\"table\":");
+  cm_text_json(b, cm_table_name(table));
   if (!marker)
-    rp_buf_str(b, ",\"txId\":null");
-  rp_buf_str(b, ",\"lsn\":");
-  rp_buf_i64(b, snap->lsn);
+    cm_text_str(b, ",\"txId\":null");
+  cm_text_str(b, ",\"lsn\":");
+  cm_text_i64(b, snap->lsn);
   if (!marker)
-    rp_buf_str(b, ",\"xmin\":null");
-  rp_buf_str(b, ",\"txid_snapshot\":");
-  rp_buf_json(b, snap->txid_snapshot);
-  rp_buf_str(b, "}");
+    cm_text_str(b, ",\"xmin\":null");
+  cm_text_str(b, ",\"txid_snapshot\":");
+  cm_text_json(b, snap->txid_snapshot);
+  cm_text_str(b, "}");
 }
 
 /* One column value, from the text db.c selected for it. */
-static void value(rp_buf_t *b, const cm_column_t *col, const PGresult *res,
+static void value(cm_text_t *b, const cm_column_t *col, const PGresult *res,
                   int row, int i) {
   const char *v = PQgetvalue(res, row, i);
 
   if (PQgetisnull(res, row, i)) {
-    rp_buf_str(b, "null");
+    cm_text_str(b, "null");
     return;
   }
   switch (col->type) {
   case CM_COL_INT:
-  case CM_COL_DATE: rp_buf_str(b, v); break; /* digits, as printed */
-  case CM_COL_BOOL: rp_buf_str(b, v[0] == 't' ? "true" : "false"); break;
+  case CM_COL_DATE: cm_text_str(b, v); break; /* digits, as printed */
+  case CM_COL_BOOL: cm_text_str(b, v[0] == 't' ? "true" : "false"); break;
   case CM_COL_TEXT:
-  case CM_COL_TIMESTAMP: rp_buf_json(b, v); break;
+  case CM_COL_TIMESTAMP: cm_text_json(b, v); break;
   }
 }
 
-void rp_emit_row(rp_buf_t *key, rp_buf_t *val, const char *source,
+void rp_emit_row(cm_text_t *key, cm_text_t *val, const char *source,
                  cm_table_t table, const PGresult *res, int row) {
   const cm_column_t *cols;
   int i, n;
 
-  rp_buf_reset(key);
-  rp_buf_str(key, "{\"id\":");
-  rp_buf_str(key, PQgetvalue(res, row, 0));
-  rp_buf_str(key, "}");
+  cm_text_reset(key);
+  cm_text_str(key, "{\"id\":");
+  cm_text_str(key, PQgetvalue(res, row, 0));
+  cm_text_str(key, "}");
   cols = cm_table_columns(table, &n);
-  rp_buf_reset(val);
-  rp_buf_str(val, "{\"before\":null,\"after\":{");
+  cm_text_reset(val);
+  cm_text_str(val, "{\"before\":null,\"after\":{");
   for (i = 0; i < n; i++) {
     if (i > 0)
-      rp_buf_add(val, ",", 1);
+      cm_text_add(val, ",", 1);
     member(val, cols[i].name);
     value(val, &cols[i], res, row, i);
   }
-  rp_buf_str(val, "},\"source\":");
-  rp_buf_str(val, source);
-  rp_buf_str(val, ",\"op\":\"r\",\"ts_ms\":");
-  rp_buf_i64(val, rp_wall_ms());
-  rp_buf_str(val, "}");
+  cm_text_str(val, "},\"source\":");
+  cm_text_str(val, source);
+  cm_text_str(val, ",\"op\":\"r\",\"ts_ms\":");
+  cm_text_i64(val, rp_wall_ms());
+  cm_text_str(val, "}");
 }
 
-static void bounds(rp_buf_t *b, int64_t first, int64_t last) {
-  rp_buf_str(b, "\"first\":");
-  rp_buf_i64(b, first);
-  rp_buf_str(b, ",\"last\":");
-  rp_buf_i64(b, last);
+static void bounds(cm_text_t *b, int64_t first, int64_t last) {
+  cm_text_str(b, "\"first\":");
+  cm_text_i64(b, first);
+  cm_text_str(b, ",\"last\":");
+  cm_text_i64(b, last);
 }
 
-void rp_emit_marker(rp_buf_t *key, rp_buf_t *val, const char *source,
+void rp_emit_marker(cm_text_t *key, cm_text_t *val, const char *source,
                     cm_table_t table, int64_t first, int64_t last,
                     const rp_runs_t *present) {
   int i;
 
-  rp_buf_reset(key);
-  rp_buf_str(key, "{\"table\":");
-  rp_buf_json(key, cm_table_name(table));
-  rp_buf_add(key, ",", 1);
+  cm_text_reset(key);
+  cm_text_str(key, "{\"table\":");
+  cm_text_json(key, cm_table_name(table));
+  cm_text_add(key, ",", 1);
   bounds(key, first, last);
-  rp_buf_str(key, "}");
-  rp_buf_reset(val);
-  rp_buf_str(val, "{\"op\":\"range\",\"source\":");
-  rp_buf_str(val, source);
-  rp_buf_str(val, ",\"range\":{");
+  cm_text_str(key, "}");
+  cm_text_reset(val);
+  cm_text_str(val, "{\"op\":\"range\",\"source\":");
+  cm_text_str(val, source);
+  cm_text_str(val, ",\"range\":{");
   bounds(val, first, last);
-  rp_buf_str(val, ",\"present\":[");
+  cm_text_str(val, ",\"present\":[");
   for (i = 0; i < present->n; i++) {
-    rp_buf_str(val, i ? ",[" : "[");
-    rp_buf_i64(val, present->r[i][0]);
-    rp_buf_add(val, ",", 1);
-    rp_buf_i64(val, present->r[i][1]);
-    rp_buf_add(val, "]", 1);
+    cm_text_str(val, i ? ",[" : "[");
+    cm_text_i64(val, present->r[i][0]);
+    cm_text_add(val, ",", 1);
+    cm_text_i64(val, present->r[i][1]);
+    cm_text_add(val, "]", 1);
   }
-  rp_buf_str(val, "]},\"ts_ms\":");
-  rp_buf_i64(val, rp_wall_ms());
-  rp_buf_str(val, "}");
+  cm_text_str(val, "]},\"ts_ms\":");
+  cm_text_i64(val, rp_wall_ms());
+  cm_text_str(val, "}");
 }

@@ -28,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "clinicmig/cm_event.h"
+#include "clinicmig/cm_text.h"
 
 #define RP_NAME "clinicmig-replay"
 #define RP_EXIT_FAIL 1
@@ -172,24 +173,6 @@ int rp_out_finish(rp_out_t *out, char *errstr, size_t errstr_size);
 /** @returns 1 once a delivery has failed. */
 int rp_out_failed(const rp_out_t *out);
 
-/* ---- buf.c: bounded text ------------------------------------------------- */
-
-/** Growing text with a hard size limit; a failed append marks it failed. */
-typedef struct rp_buf_s {
-  char *p;
-  size_t len, cap, max;
-  int failed;
-} rp_buf_t;
-
-void rp_buf_init(rp_buf_t *b, size_t max);
-void rp_buf_free(rp_buf_t *b);
-void rp_buf_reset(rp_buf_t *b);
-void rp_buf_add(rp_buf_t *b, const char *s, size_t n);
-void rp_buf_str(rp_buf_t *b, const char *s);
-void rp_buf_i64(rp_buf_t *b, int64_t v);
-/** @brief Appends @p s as a JSON string: quoted, escaped. */
-void rp_buf_json(rp_buf_t *b, const char *s);
-
 /* ---- emit.c: db mode's messages ------------------------------------------ */
 
 /** The snapshot every message of a db run names (source.*). */
@@ -216,7 +199,7 @@ void rp_runs_free(rp_runs_t *runs);
  * @brief Writes the source object of @p table's rows (@p marker 0) or
  *        range markers (1) into @p b, once per table and run.
  */
-void rp_emit_source(rp_buf_t *b, const rp_snap_t *snap, cm_table_t table,
+void rp_emit_source(cm_text_t *b, const rp_snap_t *snap, cm_table_t table,
                     int marker);
 
 /**
@@ -225,11 +208,11 @@ void rp_emit_source(rp_buf_t *b, const rp_snap_t *snap, cm_table_t table,
  *        db.c selects them.
  * @param source  the table's source object (rp_emit_source).
  */
-void rp_emit_row(rp_buf_t *key, rp_buf_t *val, const char *source,
+void rp_emit_row(cm_text_t *key, cm_text_t *val, const char *source,
                  cm_table_t table, const PGresult *res, int row);
 
 /** @brief The key and value of a range marker. */
-void rp_emit_marker(rp_buf_t *key, rp_buf_t *val, const char *source,
+void rp_emit_marker(cm_text_t *key, cm_text_t *val, const char *source,
                     cm_table_t table, int64_t first, int64_t last,
                     const rp_runs_t *present);
 
