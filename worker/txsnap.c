@@ -141,7 +141,8 @@ int cm_txsnap_visible(const cm_txsnap_t *s, int64_t xid) {
     return 1;
   if (w >= s->xmax)
     return 0;
-  return bsearch(&w, s->xip, (size_t)s->n_xip, sizeof(*s->xip), cmp_id) == NULL;
+  return s->n_xip == 0 ||
+         bsearch(&w, s->xip, (size_t)s->n_xip, sizeof(*s->xip), cmp_id) == NULL;
 }
 
 int cm_txsnap_cmp(const cm_txsnap_t *a, const cm_txsnap_t *b) {

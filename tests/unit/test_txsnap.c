@@ -77,6 +77,11 @@ static void test_visible(void **state) {
   assert_int_equal(cm_txsnap_visible(&s, 110), 0); /* xmax and after */
   assert_int_equal(cm_txsnap_visible(&s, 4000), 0);
   cm_txsnap_clear(&s);
+  /* nothing in progress: between xmin and xmax everything ended */
+  assert_int_equal(cm_txsnap_parse("100:110:", &s), 0);
+  assert_int_equal(cm_txsnap_visible(&s, 105), 1);
+  assert_int_equal(cm_txsnap_visible(&s, 110), 0);
+  cm_txsnap_clear(&s);
   /* epoch 1: a 32-bit xid is read in the snapshot's epoch */
   assert_int_equal(cm_txsnap_parse("4294967796:4294967806:4294967801", &s), 0);
   assert_int_equal(cm_txsnap_visible(&s, 400), 1);

@@ -344,8 +344,11 @@ class Rehearsal:
             capture_output=True, text=True, timeout=600)
         run.reconciler_log = r.stdout + r.stderr
         if r.returncode not in (0, 3):
-            raise RehearsalError("clinicmig-reconcile: " +
-                                 (r.stderr.strip().splitlines() or ["?"])[-1])
+            path = os.path.join(self.log_dir, f"{run.name}-reconciler.log")
+            with open(path, "w") as f:
+                f.write(run.reconciler_log)
+            raise RehearsalError(f"clinicmig-reconcile exited "
+                                 f"{r.returncode}; its output: {path}")
         for m in read_all(self.kafka.bootstrap, f"{run.name}.reconciliation"):
             ev = json.loads(m["payload"] or "{}")
             if ev.get("type") == "verdict":

@@ -239,7 +239,8 @@ static void clinics_json(cm_text_t *b, counts_t *k) {
   int64_t v[NCOL];
   int i = 0, j;
 
-  qsort(k->t, (size_t)k->n, sizeof(*k->t), by_clinic);
+  if (k->n > 1) /* never hand qsort a NULL array */
+    qsort(k->t, (size_t)k->n, sizeof(*k->t), by_clinic);
   rc_buf_key(b, "clinics");
   cm_text_add(b, "[", 1);
   while (i < k->n) {
