@@ -397,7 +397,7 @@ fail:
   return CM_ERR_CONFIG;
 }
 
-static const char *kafka_get(const cm_config_t *conf, const char *key) {
+const char *cm_config_kafka_get(const cm_config_t *conf, const char *key) {
   int i;
 
   for (i = 0; i < conf->kafka_cnt; i++)
@@ -458,7 +458,7 @@ int cm_config_validate(const cm_config_t *conf, char *errstr,
              "or the config file)");
     return CM_ERR_CONFIG;
   }
-  if (!kafka_get(conf, "bootstrap.servers")) {
+  if (!cm_config_kafka_get(conf, "bootstrap.servers")) {
     snprintf(errstr, errstr_size,
              "kafka.bootstrap.servers: not set (--bootstrap-servers, "
              "CLINICMIG_KAFKA_BOOTSTRAP_SERVERS or the config file)");

@@ -50,6 +50,7 @@
 #include "clinicmig/cm_log.h"
 #include "clinicmig/cm_mirror.h"
 #include "clinicmig/cm_progress.h"
+#include "clinicmig/cm_repair.h"
 #include "clinicmig/cm_schemas.h"
 #include "clinicmig/cm_stats.h"
 
@@ -608,33 +609,15 @@ static int stored_offset(cm_worker_t *w, const char *topic, int32_t part,
   return 0;
 }
 
-static const char *bootstrap_servers(const cm_config_t *c) {
-  int i;
-
-  for (i = 0; i < c->kafka_cnt; i++)
-    if (strcmp(c->kafka[i].key, "bootstrap.servers") == 0)
-      return c->kafka[i].value;
-  return "BROKERS";
-}
-
-/* The clinicmig-replay command that repairs a gap of @p topic: a backfill
- * of its table (of every table when the topic is the replay topic). */
+/* The clinicmig-replay command that repairs a gap of @p topic. */
 static const char *repair_command(const cm_worker_t *w, const char *topic,
                                   char *buf, size_t size) {
-  const char *dot = strrchr(topic, '.');
-  const char *table = dot && strcmp(topic, w->conf->topic_replay) != 0 &&
-                              cm_table_from_name(dot + 1) != CM_TABLE_NONE
-                          ? dot + 1
-                          : NULL;
+  const cm_config_t *c = w->conf;
 
-  snprintf(buf, size,
-           "clinicmig-replay db --legacy-conninfo LEGACY_CONNINFO "
-           "--bootstrap-servers %s --topic-replay %s --topic-prefix %s "
-           "--source-schema %s%s%s",
-           bootstrap_servers(w->conf), w->conf->topic_replay,
-           w->conf->topic_prefix, w->conf->source_schema,
-           table ? " --tables " : "", table ? table : "");
-  return buf;
+  /* bootstrap.servers is set: the configuration was validated */
+  return cm_repair_command(cm_config_kafka_get(c, "bootstrap.servers"),
+                           c->topic_replay, c->topic_prefix, c->source_schema,
+                           topic, buf, size);
 }
 
 static int record_gap(cm_worker_t *w, const char *topic, int32_t part,

@@ -91,6 +91,10 @@ int cm_config_parse_args(cm_config_t *conf, int argc, char **argv,
 int cm_config_validate(const cm_config_t *conf, char *errstr,
                        size_t errstr_size);
 
+/** @returns the value of librdkafka property @p key (without the
+ *  `kafka.` prefix) as configured, or NULL. */
+const char *cm_config_kafka_get(const cm_config_t *conf, const char *key);
+
 /** @brief Prints the option reference (for --help). */
 void cm_config_print_help(const char *prog);
 

@@ -27,6 +27,7 @@
 #include <openssl/hmac.h>
 
 #include "clinicmig/cm_err.h"
+#include "clinicmig/cm_repair.h"
 
 /* Runs statement @p name with the parameters; the caller PQclear()s. */
 static PGresult *run(rc_ctx_t *c, const char *name, int nparams,
@@ -123,25 +124,49 @@ int rc_unresolved(rc_ctx_t *c, char *errstr, size_t errstr_size) {
   return rc;
 }
 
+/* ---- rows published once ------------------------------------------------ */
+
+/* One event per row of a bookkeeping query, by @p send. */
+typedef int (*send_row_t)(rc_ctx_t *c, const PGresult *res, int row,
+                          cm_text_t *b, char *errstr, size_t size);
+
+/*
+ * Publishes one event per row of query @p name and notes each row's id
+ * (column 0) in @p sent, to be marked published once the pass is
+ * acknowledged: what was published is not published again.
+ */
+static int publish_rows(rc_ctx_t *c, const char *name, int nparams,
+                        const char *const *params, const char *what,
+                        send_row_t send, rc_idlist_t *sent, char *errstr,
+                        size_t size) {
+  PGresult *res = run(c, name, nparams, params, what, errstr, size);
+  cm_text_t b;
+  int64_t id;
+  int i, rc = 0;
+
+  if (!res)
+    return CM_ERR_RETRY;
+  cm_text_init(&b, RC_EVENT_MAX);
+  for (i = 0; rc == 0 && i < PQntuples(res); i++) {
+    rc = send(c, res, i, &b, errstr, size);
+    if (rc == 0 && rc_cell_i64(res, i, 0, &id) == 0)
+      rc = rc_idlist_add(sent, id);
+  }
+  cm_text_free(&b);
+  PQclear(res);
+  return rc;
+}
+
 /* ---- gaps ---------------------------------------------------------------- */
 
-/* The command that repairs a gap on @topic: the worker's (docs/operations.md
- * §5), with the legacy connection string left for the operator. */
+/* The command that repairs a gap on @topic, as the worker logs it
+ * (docs/operations.md §5). */
 static void repair(const rc_opts_t *o, const char *topic, cm_text_t *b) {
-  const char *dot = strrchr(topic, '.');
   char cmd[1024];
-  int mapped =
-      dot && strcmp(topic, o->topic_replay) != 0 &&
-      (strcmp(dot + 1, "User") == 0 || strcmp(dot + 1, "Patient") == 0 ||
-       strcmp(dot + 1, "Appointment") == 0);
 
-  snprintf(cmd, sizeof(cmd),
-           "clinicmig-replay db --legacy-conninfo LEGACY_CONNINFO"
-           " --bootstrap-servers %s --topic-replay %s --topic-prefix %s"
-           " --source-schema %s%s%s",
-           o->brokers, o->topic_replay, o->topic_prefix, o->source_schema,
-           mapped ? " --tables " : "", mapped ? dot + 1 : "");
-  cm_text_json(b, cmd);
+  cm_text_json(b,
+               cm_repair_command(o->brokers, o->topic_replay, o->topic_prefix,
+                                 o->source_schema, topic, cmd, sizeof(cmd)));
 }
 
 static int send_gap(rc_ctx_t *c, const PGresult *res, int row, cm_text_t *b,
@@ -161,23 +186,9 @@ static int send_gap(rc_ctx_t *c, const PGresult *res, int row, cm_text_t *b,
 
 int rc_gaps(rc_ctx_t *c, char *errstr, size_t errstr_size) {
   const char *params[1] = {c->o->group_id};
-  PGresult *res =
-      run(c, "gaps", 1, params, "read the offset gaps", errstr, errstr_size);
-  cm_text_t b;
-  int64_t id;
-  int i, rc = 0;
 
-  if (!res)
-    return CM_ERR_RETRY;
-  cm_text_init(&b, RC_EVENT_MAX);
-  for (i = 0; rc == 0 && i < PQntuples(res); i++) {
-    rc = send_gap(c, res, i, &b, errstr, errstr_size);
-    if (rc == 0 && rc_cell_i64(res, i, 0, &id) == 0)
-      rc = rc_idlist_add(&c->sent_gaps, id);
-  }
-  cm_text_free(&b);
-  PQclear(res);
-  return rc;
+  return publish_rows(c, "gaps", 1, params, "read the offset gaps", send_gap,
+                      &c->sent_gaps, errstr, errstr_size);
 }
 
 /* ---- regroups ------------------------------------------------------------ */
@@ -208,23 +219,8 @@ static int send_regroup(rc_ctx_t *c, const PGresult *res, int row, cm_text_t *b,
 }
 
 int rc_regroups(rc_ctx_t *c, char *errstr, size_t errstr_size) {
-  PGresult *res =
-      run(c, "regroups", 0, NULL, "read the regroups", errstr, errstr_size);
-  cm_text_t b;
-  int64_t id;
-  int i, rc = 0;
-
-  if (!res)
-    return CM_ERR_RETRY;
-  cm_text_init(&b, RC_EVENT_MAX);
-  for (i = 0; rc == 0 && i < PQntuples(res); i++) {
-    rc = send_regroup(c, res, i, &b, errstr, errstr_size);
-    if (rc == 0 && rc_cell_i64(res, i, 0, &id) == 0)
-      rc = rc_idlist_add(&c->sent_regroups, id);
-  }
-  cm_text_free(&b);
-  PQclear(res);
-  return rc;
+  return publish_rows(c, "regroups", 0, NULL, "read the regroups", send_regroup,
+                      &c->sent_regroups, errstr, errstr_size);
 }
 
 /* ---- suspects ------------------------------------------------------------ */
