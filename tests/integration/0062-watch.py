@@ -165,7 +165,9 @@ with LocalKafka(KAFKA_TOOL, {PROGRESS: 1, RECON: 1},
     # ---- a verdict lost: not in sync
     publish(kafka.bootstrap, [progress("w1"), progress("w2"),
                               verdict("patient", False)])
-    r = run("--report", "--timeout", "4")
+    # long enough to join the group and read everything on a busy machine:
+    # the report then waits out its timeout, as the verdict never turns
+    r = run("--report", "--timeout", "15")
     check("a verdict not in sync: --report exits 1", r.returncode, 1)
     check_true("... the report says which and why",
                "patient      NO: 1 mismatch in the last pass" in r.stdout,
