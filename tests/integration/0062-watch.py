@@ -104,7 +104,7 @@ with LocalKafka(KAFKA_TOOL, {PROGRESS: 1, RECON: 1},
     publish(kafka.bootstrap, [progress("w1", lag=7), progress("w2")] +
             seed_counts() + [verdict(e, True) for e in
                              ("doctor", "patient", "appointment")])
-    r = run("--report", "--timeout", "4")
+    r = run("--report", "--timeout", "12")  # joins the group first
     check("with lag left, --report times out with status 1", r.returncode, 1)
     check_true("... and says why", "timed out" in r.stderr, r.stderr)
 
