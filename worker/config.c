@@ -32,6 +32,10 @@ typedef enum opt_type_e {
   OPT_LEVEL,
   OPT_REGION,
   OPT_LISTEN, /* ADDR:PORT of the HTTP endpoints, or empty */
+  /* Debezium's time.precision.mode (docs/design.md §1.2) */
+  OPT_TIME_MODE,
+  /* legacy types of timestamp columns (cm_coltypes_parse) */
+  OPT_COLTYPES,
 } opt_type_t;
 
 typedef struct opt_s {
@@ -99,6 +103,15 @@ static const opt_t options[] = {
      "registry"},
     {"worker.id", OPT_STRING, OFF(worker_id), 0, 0, "",
      "name of this worker in logs (default: host:pid)"},
+    {"time.precision.mode", OPT_TIME_MODE, OFF(time_precision_mode), 0, 0,
+     "adaptive_time_microseconds",
+     "the connector's time.precision.mode (adaptive, "
+     "adaptive_time_microseconds, connect, microseconds, nanoseconds, "
+     "isostring): the unit of a temporal number without a schema"},
+    {"legacy.column.types", OPT_COLTYPES, OFF(legacy_column_types), 0, 0, "",
+     "legacy timestamp columns that are not timestamptz, as "
+     "TABLE.COLUMN=TYPE,... (TYPE timestamp(0) to timestamp(6); * for "
+     "every table or column), e.g. *.*=timestamp(3)"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -168,6 +181,7 @@ static int kafka_set(cm_config_t *conf, const char *key, const char *value) {
 static int set_typed(cm_config_t *conf, const opt_t *o, const char *value,
                      char *errstr, size_t errstr_size) {
   char *base = (char *)conf;
+  char why[256];
   int lvl;
 
   switch (o->type) {
@@ -210,6 +224,22 @@ static int set_typed(cm_config_t *conf, const opt_t *o, const char *value,
     if (lvl < 0)
       goto bad;
     conf->log_level = lvl;
+    return 0;
+  case OPT_TIME_MODE:
+    if (cm_time_mode_parse(value, (cm_time_mode_t *)(base + o->offset)) != 0) {
+      snprintf(errstr, errstr_size,
+               "%s: expected adaptive, adaptive_time_microseconds, connect, "
+               "microseconds, nanoseconds or isostring, got \"%s\"",
+               o->key, value);
+      return CM_ERR_CONFIG;
+    }
+    return 0;
+  case OPT_COLTYPES:
+    if (cm_coltypes_parse(value, (cm_coltypes_t *)(base + o->offset), why,
+                          sizeof(why)) != 0) {
+      snprintf(errstr, errstr_size, "%s: %s", o->key, why);
+      return CM_ERR_CONFIG;
+    }
     return 0;
   }
 bad:

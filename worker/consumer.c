@@ -184,12 +184,14 @@ static int batch_add(cm_batch_t *b, rd_kafka_message_t *msg) {
  * @returns CM_ERR_RETRY, with the reason in the item, when the schema
  * registry cannot answer for now: the item stays undecoded. */
 static int decode_item(cm_worker_t *w, cm_item_t *it) {
+  cm_decode_opts_t o = {w->schemas, w->conf->time_precision_mode,
+                        &w->conf->legacy_column_types};
   const char *why = NULL;
   int r;
 
-  r = cm_event_decode2(it->topic, it->msg->key, it->msg->key_len,
-                       it->msg->payload, it->msg->len, w->schemas, &it->ev,
-                       it->reason, sizeof(it->reason));
+  r = cm_event_decode_opts(it->topic, it->msg->key, it->msg->key_len,
+                           it->msg->payload, it->msg->len, &o, &it->ev,
+                           it->reason, sizeof(it->reason));
   if (r == CM_ERR_RETRY)
     return r;
   if (r == CM_ERR_NOMEM) {

@@ -23,14 +23,23 @@
  * that are plain integers; json_int() reads it back. Only -?[0-9]+ is an
  * integer: 5.0 and 5e0 are not.
  *
- * Timestamps without a schema: an integer timestamp does not say its unit.
- * With the schema form the field's semantic type says it (MicroTimestamp:
- * µs, Timestamp and Kafka's Timestamp: ms, NanoTimestamp: ns). Without it,
- * an integer whose absolute value is below 1e14 is taken as milliseconds,
- * anything larger as microseconds: 1e14 ms is the year 5138, 1e14 µs is
- * 1973-03-03, so the guess is right for every instant from 1973 to 5138 and
- * wrong only for microsecond values before 1973. All dates and timestamps
+ * Temporal numbers: an integer timestamp does not say its unit. With the
+ * schema form (or Avro) the field's semantic type says it (MicroTimestamp:
+ * µs, Timestamp and Kafka's Timestamp: ms, NanoTimestamp: ns), and it wins.
+ * Without one the unit is what the connector writes for the column, which
+ * the configuration mirrors (docs/design.md §1.2): its time.precision.mode
+ * and the legacy type of the column (cm_coltypes_t). A timestamptz column
+ * is ISO-8601 text in every mode, so a number there is bad input; a
+ * timestamp(0..3) is ms in the adaptive modes, timestamp(4..6) µs; connect
+ * is always ms, microseconds µs, nanoseconds ns, isostring text. The value
+ * is never guessed from its magnitude: one that is out of range in the
+ * configured unit is bad input naming the unit. All dates and timestamps
  * must lie within years 0001-9999.
+ *
+ * Shapes beyond the plain envelope (docs/design.md §1.2 lists them): keys,
+ * integer columns, source.lsn and source.txId written as decimal text; a
+ * row flattened by Debezium's ExtractNewRecordState SMT, applied only when
+ * it carries its position (__lsn); Debezium's heartbeat, skipped.
  */
 #include "clinicmig/cm_event.h"
 
@@ -44,9 +53,6 @@
 #include "clinicmig/cm_err.h"
 #include "clinicmig/cm_value.h"
 #include "decode_int.h"
-
-/* Below this absolute value an unlabeled integer timestamp is in ms. */
-#define GUESS_MS_BELOW INT64_C(100000000000000)
 
 /* The exact value of one number token, if it is a plain integer. */
 typedef struct num_s {
@@ -69,8 +75,10 @@ typedef struct dec_s {
   const char *key;
   size_t key_len;
   cm_schemas_t *schemas; /* Avro writer schemas, or NULL */
+  const cm_decode_opts_t *opts;
   doc_t val;
   const cJSON *schema; /* the value's envelope schema, or NULL */
+  int flat;            /* a flattened row: schema is the row's own */
   cm_event_t *ev;
   char *errstr;
   size_t errstr_size;
@@ -161,6 +169,46 @@ static int parse_int_token(const char *tok, size_t len, int64_t *out) {
   return 0;
 }
 
+int cm_dec_int_text(const char *s, size_t len, int64_t *out) {
+  return parse_int_token(s, len, out);
+}
+
+/* Up to 8 hex digits: one half of PostgreSQL's "X/Y" LSN text. */
+static int lsn_half(const char *s, size_t len, uint64_t *out) {
+  size_t i;
+  int d;
+
+  if (len == 0 || len > 8)
+    return -1;
+  *out = 0;
+  for (i = 0; i < len; i++) {
+    if (s[i] >= '0' && s[i] <= '9')
+      d = s[i] - '0';
+    else if (s[i] >= 'A' && s[i] <= 'F')
+      d = s[i] - 'A' + 10;
+    else if (s[i] >= 'a' && s[i] <= 'f')
+      d = s[i] - 'a' + 10;
+    else
+      return -1;
+    *out = *out * 16 + (uint64_t)d;
+  }
+  return 0;
+}
+
+int cm_dec_lsn_text(const char *s, size_t len, int64_t *out) {
+  const char *slash = memchr(s, '/', len);
+  uint64_t hi, lo;
+
+  if (slash == NULL)
+    return parse_int_token(s, len, out);
+  if (lsn_half(s, (size_t)(slash - s), &hi) != 0 ||
+      lsn_half(slash + 1, len - (size_t)(slash - s) - 1, &lo) != 0 ||
+      hi > INT32_MAX)
+    return -1;
+  *out = (int64_t)(hi << 32 | lo);
+  return 0;
+}
+
 static int count_numbers(const cJSON *node) {
   int n = 0;
 
@@ -210,6 +258,13 @@ static int json_int(const doc_t *doc, const cJSON *node, int64_t *out) {
     return -1;
   *out = doc->nums[i].v;
   return 0;
+}
+
+/* An integer, or decimal text of one (see cm_dec_int_text()). */
+static int json_int_or_text(const doc_t *doc, const cJSON *v, int64_t *out) {
+  if (cJSON_IsString(v))
+    return cm_dec_int_text(v->valuestring, strlen(v->valuestring), out);
+  return json_int(doc, v, out);
 }
 
 static void doc_free(doc_t *doc) {
@@ -273,26 +328,35 @@ static int doc_parse(doc_t *doc, const char *what, const char *s, size_t n,
 /* ---- dates and times --------------------------------------------------- */
 
 cm_ts_unit_t cm_dec_ts_unit(const char *name) {
+  static const struct {
+    const char *name;
+    cm_ts_unit_t unit;
+  } names[] = {
+      {"io.debezium.time.MicroTimestamp", CM_TS_US},
+      {"timestamp-micros", CM_TS_US},
+      {"local-timestamp-micros", CM_TS_US},
+      {"io.debezium.time.Timestamp", CM_TS_MS},
+      {"org.apache.kafka.connect.data.Timestamp", CM_TS_MS},
+      {"timestamp-millis", CM_TS_MS},
+      {"local-timestamp-millis", CM_TS_MS},
+      {"io.debezium.time.NanoTimestamp", CM_TS_NS},
+      {"timestamp-nanos", CM_TS_NS},
+      {"local-timestamp-nanos", CM_TS_NS},
+      {"io.debezium.time.ZonedTimestamp", CM_TS_TEXT},
+      {"io.debezium.time.IsoTimestamp", CM_TS_TEXT},
+  };
+  size_t i;
+
   if (name == NULL)
-    return CM_TS_GUESS;
-  if (strcmp(name, "io.debezium.time.MicroTimestamp") == 0 ||
-      strcmp(name, "timestamp-micros") == 0)
-    return CM_TS_US;
-  if (strcmp(name, "io.debezium.time.Timestamp") == 0 ||
-      strcmp(name, "org.apache.kafka.connect.data.Timestamp") == 0 ||
-      strcmp(name, "timestamp-millis") == 0)
-    return CM_TS_MS;
-  if (strcmp(name, "io.debezium.time.NanoTimestamp") == 0)
-    return CM_TS_NS;
-  if (strcmp(name, "io.debezium.time.ZonedTimestamp") == 0)
-    return CM_TS_TEXT;
+    return CM_TS_NONE;
+  for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (strcmp(name, names[i].name) == 0)
+      return names[i].unit;
   return CM_TS_BAD;
 }
 
 /* Converts an integer timestamp to µs; -1 if out of range. */
 int cm_dec_ts_from_int(int64_t v, cm_ts_unit_t unit, int64_t *us) {
-  if (unit == CM_TS_GUESS)
-    unit = (v > -GUESS_MS_BELOW && v < GUESS_MS_BELOW) ? CM_TS_MS : CM_TS_US;
   switch (unit) {
   case CM_TS_MS:
     if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
@@ -304,6 +368,160 @@ int cm_dec_ts_from_int(int64_t v, cm_ts_unit_t unit, int64_t *us) {
   default: return -1;
   }
   return (*us < CM_US_MIN || *us > CM_US_MAX) ? -1 : 0;
+}
+
+int cm_time_mode_parse(const char *s, cm_time_mode_t *out) {
+  cm_time_mode_t m;
+
+  for (m = CM_TIME_ADAPTIVE_TIME_MICROSECONDS; m <= CM_TIME_ISOSTRING; m++)
+    if (strcmp(s, cm_time_mode_name(m)) == 0) {
+      *out = m;
+      return 0;
+    }
+  return -1;
+}
+
+const char *cm_time_mode_name(cm_time_mode_t mode) {
+  switch (mode) {
+  case CM_TIME_ADAPTIVE: return "adaptive";
+  case CM_TIME_CONNECT: return "connect";
+  case CM_TIME_MICROSECONDS: return "microseconds";
+  case CM_TIME_NANOSECONDS: return "nanoseconds";
+  case CM_TIME_ISOSTRING: return "isostring";
+  default: return "adaptive_time_microseconds";
+  }
+}
+
+/*
+ * The unit the connector writes a timestamp without time zone in, by its
+ * time.precision.mode and the column's fractional precision (see NOTES).
+ */
+static cm_ts_unit_t configured_unit(cm_time_mode_t mode, cm_tstype_t type) {
+  switch (mode) {
+  case CM_TIME_CONNECT: return CM_TS_MS;
+  case CM_TIME_MICROSECONDS: return CM_TS_US;
+  case CM_TIME_NANOSECONDS: return CM_TS_NS;
+  case CM_TIME_ISOSTRING: return CM_TS_TEXT;
+  default: return type == CM_TSTYPE_TIMESTAMP_MS ? CM_TS_MS : CM_TS_US;
+  }
+}
+
+static const cm_decode_opts_t default_opts;
+
+int cm_dec_ts_int(const cm_decode_opts_t *o, cm_table_t table, int col,
+                  const char *semantic, int64_t v, const char *path,
+                  int64_t *us, char *errstr, size_t errstr_size) {
+  static const char *const unit_names[] = {"", "milliseconds", "microseconds",
+                                           "nanoseconds"};
+  cm_ts_unit_t unit = cm_dec_ts_unit(semantic);
+  cm_tstype_t type = CM_TSTYPE_TIMESTAMPTZ;
+  char buf[48];
+
+  if (o == NULL)
+    o = &default_opts;
+  if (unit == CM_TS_TEXT || unit == CM_TS_BAD)
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "%s: integer where the schema says %s", path,
+                cm_dec_printable(semantic, buf, sizeof(buf)));
+  if (unit != CM_TS_NONE)
+    return cm_dec_ts_from_int(v, unit, us) == 0
+               ? CM_OK
+               : fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                      "%s: timestamp out of range", path);
+  if (o->coltypes != NULL && table > CM_TABLE_NONE && table < CM_TABLE__CNT &&
+      col >= 0 && col < CM_MAX_COLS)
+    type = (cm_tstype_t)o->coltypes->ts[table][col];
+  unit = configured_unit(o->time_mode, type);
+  if (unit == CM_TS_TEXT)
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "%s: an integer, but time.precision.mode isostring writes "
+                "timestamps as ISO-8601 text",
+                path);
+  if (type == CM_TSTYPE_TIMESTAMPTZ)
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "%s: an integer, but a timestamptz column is ISO-8601 text "
+                "(io.debezium.time.ZonedTimestamp) in every "
+                "time.precision.mode; a legacy timestamp without time zone "
+                "must be named in legacy.column.types",
+                path);
+  if (cm_dec_ts_from_int(v, unit, us) != 0)
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "%s: timestamp out of range in %s (time.precision.mode %s, "
+                "legacy type %s)",
+                path, unit_names[unit], cm_time_mode_name(o->time_mode),
+                cm_tstype_name(type));
+  return CM_OK;
+}
+
+/* The semantic types of an integer of days. */
+static int is_days_type(const char *name) {
+  return strcmp(name, "io.debezium.time.Date") == 0 ||
+         strcmp(name, "org.apache.kafka.connect.data.Date") == 0 ||
+         strcmp(name, "date") == 0;
+}
+
+int cm_dec_date_int(const cm_decode_opts_t *o, const char *semantic, int64_t v,
+                    const char *path, int64_t *days, char *errstr,
+                    size_t errstr_size) {
+  char buf[48];
+
+  if (o == NULL)
+    o = &default_opts;
+  if (semantic != NULL && !is_days_type(semantic))
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "%s: integer where the schema says %s", path,
+                cm_dec_printable(semantic, buf, sizeof(buf)));
+  if (semantic == NULL && o->time_mode == CM_TIME_ISOSTRING)
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "%s: an integer, but time.precision.mode isostring writes "
+                "dates as ISO-8601 text",
+                path);
+  if (v < CM_DAYS_MIN || v > CM_DAYS_MAX)
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "%s: date out of range",
+                path);
+  *days = v;
+  return CM_OK;
+}
+
+static int two_digits(const char *s) {
+  return s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9';
+}
+
+/* "Z", "+HH", "+HHMM" or "+HH:MM" (to the end of @p s). */
+static int is_offset(const char *s) {
+  size_t n = strlen(s);
+
+  if (n == 1)
+    return s[0] == 'Z' || s[0] == 'z';
+  if (s[0] != '+' && s[0] != '-')
+    return 0;
+  if (n == 3)
+    return two_digits(s + 1);
+  if (n == 5)
+    return two_digits(s + 1) && two_digits(s + 3);
+  return n == 6 && two_digits(s + 1) && s[3] == ':' && two_digits(s + 4);
+}
+
+int cm_dec_date_text(const char *s, int64_t *days) {
+  char buf[11];
+
+  if (cm_date_parse(s, days) == 0)
+    return 0;
+  if (strlen(s) <= 10 || !is_offset(s + 10))
+    return -1;
+  memcpy(buf, s, 10);
+  buf[10] = '\0';
+  return cm_date_parse(buf, days);
+}
+
+int cm_dec_no_lsn(const cm_event_t *ev, char *errstr, size_t errstr_size) {
+  if (ev->snapshot == CM_SNAP_INCREMENTAL)
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "source.lsn: missing in an incremental snapshot read, which "
+                "cannot be ordered against live changes (backfill with "
+                "clinicmig-replay db instead)");
+  return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+              "source.lsn: missing, the event cannot be ordered");
 }
 
 /* ---- column values ----------------------------------------------------- */
@@ -378,54 +596,58 @@ static int decode_text(dec_t *d, const cJSON *v, const char *path,
   return CM_OK;
 }
 
-/* io.debezium.time.Date (days since the epoch) or "YYYY-MM-DD". */
+/* io.debezium.time.Date (days since the epoch), "YYYY-MM-DD", or IsoDate's
+ * "YYYY-MM-DDZ". */
 static int decode_date(dec_t *d, const cJSON *v, const char *path,
-                       cm_value_t *out) {
+                       const char *stype, cm_value_t *out) {
   int64_t days;
+  int rc;
 
   if (cJSON_IsString(v)) {
-    if (cm_date_parse(v->valuestring, &days) != 0)
+    if (cm_dec_date_text(v->valuestring, &days) != 0)
       return BAD(d, "%s: not a valid date", path);
   } else if (json_int(&d->val, v, &days) != 0) {
     return BAD(d, "%s: not a valid date", path);
-  } else if (days < CM_DAYS_MIN || days > CM_DAYS_MAX) {
-    return BAD(d, "%s: date out of range", path);
+  } else {
+    rc = cm_dec_date_int(d->opts, stype, days, path, &days, d->errstr,
+                         d->errstr_size);
+    if (rc != CM_OK)
+      return rc;
   }
   out->kind = CM_VAL_DATE;
   out->i = days;
   return CM_OK;
 }
 
-/* An ISO-8601 string (ZonedTimestamp) or an integer in the unit its
- * semantic type names; without one, see the guess in NOTES. */
-static int decode_ts(dec_t *d, const cJSON *v, const char *path,
+/* An ISO-8601 string (ZonedTimestamp, IsoTimestamp) or an integer in the
+ * unit its semantic type names, or the configuration (see NOTES). */
+static int decode_ts(dec_t *d, const cJSON *v, int col, const char *path,
                      const char *stype, cm_value_t *out) {
-  cm_ts_unit_t unit = cm_dec_ts_unit(stype);
-  char buf[48];
   int64_t n;
+  int rc;
 
   if (cJSON_IsString(v)) {
     if (cm_timestamp_parse(v->valuestring, &out->i) != 0)
       return BAD(d, "%s: not a valid timestamp", path);
   } else if (json_int(&d->val, v, &n) != 0) {
     return BAD(d, "%s: not a valid timestamp", path);
-  } else if (unit == CM_TS_TEXT || unit == CM_TS_BAD) {
-    return BAD(d, "%s: integer where the schema says %s", path,
-               cm_dec_printable(stype, buf, sizeof(buf)));
-  } else if (cm_dec_ts_from_int(n, unit, &out->i) != 0) {
-    return BAD(d, "%s: timestamp out of range", path);
+  } else {
+    rc = cm_dec_ts_int(d->opts, d->ev->table, col, stype, n, path, &out->i,
+                       d->errstr, d->errstr_size);
+    if (rc != CM_OK)
+      return rc;
   }
   out->kind = CM_VAL_TIMESTAMP;
   return CM_OK;
 }
 
-/* Decodes one present, non-null value by the column's type. */
+/* Decodes one present, non-null value by the type of column @p ci. */
 static int decode_typed(dec_t *d, const cJSON *v, const cm_column_t *col,
-                        const char *path, const cJSON *img_schema,
+                        int ci, const char *path, const cJSON *img_schema,
                         cm_value_t *out) {
   switch (col->type) {
   case CM_COL_INT:
-    if (json_int(&d->val, v, &out->i) != 0)
+    if (json_int_or_text(&d->val, v, &out->i) != 0)
       return BAD(d, "%s: not an integer", path);
     out->kind = CM_VAL_INT;
     return CM_OK;
@@ -436,9 +658,10 @@ static int decode_typed(dec_t *d, const cJSON *v, const cm_column_t *col,
     out->i = cJSON_IsTrue(v) ? 1 : 0;
     return CM_OK;
   case CM_COL_TEXT: return decode_text(d, v, path, out);
-  case CM_COL_DATE: return decode_date(d, v, path, out);
+  case CM_COL_DATE:
+    return decode_date(d, v, path, semantic_type(img_schema, col->name), out);
   case CM_COL_TIMESTAMP:
-    return decode_ts(d, v, path, semantic_type(img_schema, col->name), out);
+    return decode_ts(d, v, ci, path, semantic_type(img_schema, col->name), out);
   }
   return BAD(d, "%s: unknown column type", path);
 }
@@ -449,7 +672,7 @@ static int decode_typed(dec_t *d, const cJSON *v, const cm_column_t *col,
  * with REPLICA IDENTITY DEFAULT) it is simply absent.
  */
 static int decode_column(dec_t *d, const cJSON *img, const cm_column_t *col,
-                         const char *which, const cJSON *img_schema,
+                         int ci, const char *which, const cJSON *img_schema,
                          cm_value_t *out) {
   int is_before = strcmp(which, "before") == 0;
   const cJSON *v;
@@ -472,7 +695,7 @@ static int decode_column(dec_t *d, const cJSON *img, const cm_column_t *col,
     out->kind = CM_VAL_UNAVAILABLE;
     return CM_OK;
   }
-  return decode_typed(d, v, col, path, img_schema, out);
+  return decode_typed(d, v, col, ci, path, img_schema, out);
 }
 
 /* Decodes row image @p which ("before", "after") of the event's table. */
@@ -484,10 +707,10 @@ static int decode_image(dec_t *d, const cJSON *img, const char *which,
 
   if (!cJSON_IsObject(img))
     return BAD(d, "%s: not an object", which);
-  img_schema = image_schema(d->schema, which);
+  img_schema = d->flat ? d->schema : image_schema(d->schema, which);
   cols = cm_table_columns(d->ev->table, &n);
   for (i = 0; i < n; i++) {
-    rc = decode_column(d, img, &cols[i], which, img_schema, &vals[i]);
+    rc = decode_column(d, img, &cols[i], i, which, img_schema, &vals[i]);
     if (rc != CM_OK)
       return rc;
   }
@@ -528,7 +751,7 @@ static int json_key(const char *key, size_t key_len, int64_t *id, char *errstr,
   else if (!cJSON_IsObject(k) && !cJSON_IsNumber(k))
     rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
               "key: not an object or integer");
-  else if (json_int(&kd, idn, id) != 0)
+  else if (json_int_or_text(&kd, idn, id) != 0)
     rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "key.id: not an integer");
   doc_free(&kd);
   return rc;
@@ -615,30 +838,45 @@ static int decode_txsnap(dec_t *d, const cJSON *src) {
   return CM_OK;
 }
 
-/* source.lsn and source.txId; an event with neither an LSN nor a snapshot
- * cannot be ordered. */
-static int decode_position(dec_t *d, const cJSON *src, int need_lsn) {
-  const cJSON *lsn = cJSON_GetObjectItemCaseSensitive(src, "lsn");
-  const cJSON *tx = cJSON_GetObjectItemCaseSensitive(src, "txId");
-  cm_event_t *ev = d->ev;
-  int rc = decode_txsnap(d, src);
+/* An LSN: an integer, or text (decimal or PostgreSQL's "X/Y"). */
+static int json_lsn(const dec_t *d, const cJSON *v, int64_t *out) {
+  if (cJSON_IsString(v))
+    return cm_dec_lsn_text(v->valuestring, strlen(v->valuestring), out);
+  return json_int(&d->val, v, out);
+}
 
-  if (rc != CM_OK)
-    return rc;
-  if (lsn == NULL || cJSON_IsNull(lsn)) {
-    if (need_lsn && !ev->has_txsnap)
-      return BAD(d, "source.lsn: missing, the event cannot be ordered");
-  } else if (json_int(&d->val, lsn, &ev->lsn) != 0 || ev->lsn < 0) {
-    return BAD(d, "source.lsn: not a non-negative integer");
-  } else {
+/* The position of an event: @p lsn and @p tx (source.lsn and source.txId,
+ * or a flattened row's __lsn and __txId), @p what naming them. */
+static int decode_lsn_tx(dec_t *d, const cJSON *lsn, const cJSON *tx,
+                         const char *what_lsn, const char *what_tx) {
+  cm_event_t *ev = d->ev;
+
+  if (lsn != NULL && !cJSON_IsNull(lsn)) {
+    if (json_lsn(d, lsn, &ev->lsn) != 0 || ev->lsn < 0)
+      return BAD(d, "%s: not a non-negative integer", what_lsn);
     ev->has_lsn = 1;
   }
   if (tx != NULL && !cJSON_IsNull(tx)) {
-    if (json_int(&d->val, tx, &ev->tx_id) != 0)
-      return BAD(d, "source.txId: not an integer");
+    if (json_int_or_text(&d->val, tx, &ev->tx_id) != 0)
+      return BAD(d, "%s: not an integer", what_tx);
     ev->has_tx_id = 1;
   }
   return CM_OK;
+}
+
+/* source.lsn and source.txId; an event with neither an LSN nor a snapshot
+ * cannot be ordered. */
+static int decode_position(dec_t *d, const cJSON *src, int need_lsn) {
+  cm_event_t *ev = d->ev;
+  int rc = decode_txsnap(d, src);
+
+  if (rc == CM_OK)
+    rc = decode_lsn_tx(d, cJSON_GetObjectItemCaseSensitive(src, "lsn"),
+                       cJSON_GetObjectItemCaseSensitive(src, "txId"),
+                       "source.lsn", "source.txId");
+  if (rc == CM_OK && need_lsn && !ev->has_lsn && !ev->has_txsnap)
+    rc = cm_dec_no_lsn(ev, d->errstr, d->errstr_size);
+  return rc;
 }
 
 /* The source block; @p row_op: c/u/d/r/t, which must name their table. */
@@ -650,9 +888,9 @@ static int decode_source(dec_t *d, const cJSON *env, int row_op) {
 
   if (!cJSON_IsObject(src))
     return BAD(d, "source: missing or not an object");
-  rc = decode_position(d, src, row_op && d->ev->op != CM_OP_TRUNCATE);
+  rc = decode_snapshot(d, cJSON_GetObjectItemCaseSensitive(src, "snapshot"));
   if (rc == CM_OK)
-    rc = decode_snapshot(d, cJSON_GetObjectItemCaseSensitive(src, "snapshot"));
+    rc = decode_position(d, src, row_op && d->ev->op != CM_OP_TRUNCATE);
   if (rc != CM_OK)
     return rc;
   lenient_int(&d->val, cJSON_GetObjectItemCaseSensitive(src, "ts_ms"),
@@ -799,6 +1037,185 @@ cm_op_t cm_dec_op(const char *s) {
   }
 }
 
+/* ---- heartbeats and flattened rows -------------------------------------- */
+
+/* Debezium's heartbeat: {"ts_ms": N} and nothing else. */
+static int is_heartbeat(const cJSON *env) {
+  const cJSON *ts = cJSON_GetObjectItemCaseSensitive(env, "ts_ms");
+
+  return ts != NULL && cJSON_GetArraySize(env) == 1 &&
+         (cJSON_IsNumber(ts) || cJSON_IsString(ts));
+}
+
+/* A BEGIN or END of the transaction metadata topic: its id is the text
+ * "txId:lsn" (a flattened row's id is a number). */
+static int is_txmeta(const cJSON *env) {
+  const cJSON *status = cJSON_GetObjectItemCaseSensitive(env, "status");
+
+  return cJSON_IsString(status) &&
+         (strcmp(status->valuestring, "BEGIN") == 0 ||
+          strcmp(status->valuestring, "END") == 0) &&
+         cJSON_IsString(cJSON_GetObjectItemCaseSensitive(env, "id"));
+}
+
+/*
+ * A row flattened by ExtractNewRecordState: no envelope member, and the
+ * row's numeric key column or a metadata member (add.fields, "__" in
+ * front).
+ */
+static int is_flat(const cJSON *env) {
+  static const char *const envelope[] = {"source", "before", "after"};
+  const cJSON *m;
+  size_t i;
+
+  for (i = 0; i < sizeof(envelope) / sizeof(envelope[0]); i++)
+    if (cJSON_GetObjectItemCaseSensitive(env, envelope[i]) != NULL)
+      return 0;
+  cJSON_ArrayForEach(m, env) {
+    if (strncmp(m->string, "__", 2) == 0 ||
+        (strcmp(m->string, "id") == 0 && cJSON_IsNumber(m)))
+      return 1;
+  }
+  return 0;
+}
+
+/* Metadata member @p name of a flattened row: "__NAME", or
+ * "__source_NAME" as add.fields=source.NAME names it; NULL if absent. */
+static const cJSON *flat_meta(const cJSON *row, const char *name) {
+  const cJSON *v;
+  char buf[48];
+
+  snprintf(buf, sizeof(buf), "__%s", name);
+  v = cJSON_GetObjectItemCaseSensitive(row, buf);
+  if (v == NULL || cJSON_IsNull(v)) {
+    snprintf(buf, sizeof(buf), "__source_%s", name);
+    v = cJSON_GetObjectItemCaseSensitive(row, buf);
+  }
+  return v == NULL || cJSON_IsNull(v) ? NULL : v;
+}
+
+const char *cm_dec_flat_table_name(const char *schema_name, const char *topic,
+                                   char *buf, size_t size) {
+  const char *end, *p, *name = topic != NULL ? topic : "";
+  size_t n;
+
+  /* <prefix>.<schema>.<Table>.Value: the Table before ".Value" */
+  n = schema_name != NULL ? strlen(schema_name) : 0;
+  if (n > 6 && strcmp(schema_name + n - 6, ".Value") == 0) {
+    end = schema_name + n - 6;
+    for (p = end; p > schema_name && p[-1] != '.'; p--)
+      ;
+    snprintf(buf, size, "%.*s", (int)(end - p), p);
+    return buf;
+  }
+  p = strrchr(name, '.');
+  snprintf(buf, size, "%s", p != NULL ? p + 1 : name);
+  return buf;
+}
+
+/* The table of a flattened row: __table, its schema's name, its topic. */
+static int flat_table(dec_t *d, const cJSON *row) {
+  const cJSON *t = flat_meta(row, "table"), *name;
+  char buf[64], shown[48];
+  const char *tn;
+
+  if (t != NULL && !cJSON_IsString(t))
+    return BAD(d, "__table: not a string");
+  name = cJSON_GetObjectItemCaseSensitive(d->schema, "name");
+  tn = t != NULL ? t->valuestring
+                 : cm_dec_flat_table_name(
+                       cJSON_IsString(name) ? name->valuestring : NULL,
+                       d->topic, buf, sizeof(buf));
+  d->ev->table = cm_table_from_name(tn);
+  if (d->ev->table == CM_TABLE_NONE)
+    return BAD(d, "unknown table \"%s\"",
+               cm_dec_printable(tn, shown, sizeof(shown)));
+  return CM_OK;
+}
+
+/* __deleted: "true" or "false" as the SMT writes it, or a boolean. */
+static int flat_deleted(dec_t *d, const cJSON *v, int *deleted) {
+  *deleted = 0;
+  if (v == NULL)
+    return CM_OK;
+  if (cJSON_IsBool(v))
+    *deleted = cJSON_IsTrue(v);
+  else if (cJSON_IsString(v) && strcmp(v->valuestring, "true") == 0)
+    *deleted = 1;
+  else if (!cJSON_IsString(v) || strcmp(v->valuestring, "false") != 0)
+    return BAD(d, "__deleted: not \"true\" or \"false\"");
+  return CM_OK;
+}
+
+/* __op, checked against __deleted; without __op a row is an update, or a
+ * delete if __deleted says so. */
+static int flat_op(dec_t *d, const cJSON *row) {
+  const cJSON *op = flat_meta(row, "op");
+  const cJSON *del = cJSON_GetObjectItemCaseSensitive(row, "__deleted");
+  cm_event_t *ev = d->ev;
+  int deleted, rc = flat_deleted(d, del, &deleted);
+  char buf[48];
+
+  if (rc != CM_OK)
+    return rc;
+  if (op == NULL) {
+    ev->op = deleted ? CM_OP_DELETE : CM_OP_UPDATE;
+    return CM_OK;
+  }
+  if (!cJSON_IsString(op))
+    return BAD(d, "__op: not a string");
+  ev->op = cm_dec_op(op->valuestring);
+  if (ev->op != CM_OP_CREATE && ev->op != CM_OP_UPDATE &&
+      ev->op != CM_OP_DELETE && ev->op != CM_OP_READ)
+    return BAD(d, "__op: \"%s\" is not c, u, d or r",
+               cm_dec_printable(op->valuestring, buf, sizeof(buf)));
+  if (del != NULL && (ev->op == CM_OP_DELETE) != deleted)
+    return BAD(d, "__op and __deleted disagree");
+  return CM_OK;
+}
+
+/*
+ * A row flattened by ExtractNewRecordState (docs/design.md §1.2): applied
+ * only with its position, which the SMT adds with add.fields=lsn (__lsn);
+ * with delete.tombstone.handling.mode=rewrite a delete is the before image
+ * with __deleted "true".
+ */
+static int decode_flat(dec_t *d, const cJSON *row) {
+  cm_event_t *ev = d->ev;
+  int rc;
+
+  d->flat = 1;
+  rc = flat_op(d, row);
+  if (rc == CM_OK)
+    rc = decode_snapshot(d, flat_meta(row, "snapshot"));
+  if (rc == CM_OK)
+    rc = decode_lsn_tx(d, flat_meta(row, "lsn"), flat_meta(row, "txId"),
+                       "__lsn", "__txId");
+  if (rc != CM_OK)
+    return rc;
+  if (!ev->has_lsn)
+    return ev->snapshot == CM_SNAP_INCREMENTAL
+               ? cm_dec_no_lsn(ev, d->errstr, d->errstr_size)
+               : BAD(d, "%s", CM_DEC_FLAT_NO_LSN);
+  lenient_int(&d->val, cJSON_GetObjectItemCaseSensitive(row, "__ts_ms"),
+              &ev->ts_ms);
+  lenient_int(&d->val, cJSON_GetObjectItemCaseSensitive(row, "__source_ts_ms"),
+              &ev->source_ts_ms);
+  rc = flat_table(d, row);
+  if (rc == CM_OK)
+    rc = decode_key(d, &ev->key);
+  if (rc != CM_OK)
+    return rc;
+  if (ev->op == CM_OP_DELETE) {
+    rc = decode_image(d, row, "before", ev->before);
+    ev->has_before = rc == CM_OK;
+    return rc == CM_OK ? check_id(d, "before", &ev->before[0]) : rc;
+  }
+  rc = decode_image(d, row, "after", ev->after);
+  ev->has_after = rc == CM_OK;
+  return rc == CM_OK ? check_id(d, "after", &ev->after[0]) : rc;
+}
+
 /* The envelope: op, ts_ms, source, and for row changes key and images. */
 static int decode_envelope(dec_t *d, const cJSON *env) {
   const cJSON *op = cJSON_GetObjectItemCaseSensitive(env, "op");
@@ -806,6 +1223,16 @@ static int decode_envelope(dec_t *d, const cJSON *env) {
   char buf[48];
   int rc, row_op;
 
+  if (op == NULL && is_txmeta(env))
+    return decode_txmeta(d, env);
+  if (op == NULL && is_heartbeat(env)) {
+    ev->op = CM_OP_HEARTBEAT;
+    lenient_int(&d->val, cJSON_GetObjectItemCaseSensitive(env, "ts_ms"),
+                &ev->ts_ms);
+    return CM_OK;
+  }
+  if (op == NULL && is_flat(env))
+    return decode_flat(d, env);
   if (op == NULL)
     return decode_txmeta(d, env);
   if (!cJSON_IsString(op))
@@ -873,15 +1300,30 @@ int cm_event_decode(const char *topic, const void *key, size_t key_len,
 int cm_event_decode2(const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, cm_schemas_t *schemas,
                      cm_event_t *ev, char *errstr, size_t errstr_size) {
+  cm_decode_opts_t o;
+
+  memset(&o, 0, sizeof(o));
+  o.schemas = schemas;
+  return cm_event_decode_opts(topic, key, key_len, value, value_len, &o, ev,
+                              errstr, errstr_size);
+}
+
+int cm_event_decode_opts(const char *topic, const void *key, size_t key_len,
+                         const void *value, size_t value_len,
+                         const cm_decode_opts_t *opts, cm_event_t *ev,
+                         char *errstr, size_t errstr_size) {
   dec_t d;
   int rc;
 
+  if (opts == NULL)
+    opts = &default_opts;
   memset(ev, 0, sizeof(*ev));
   memset(&d, 0, sizeof(d));
   d.topic = topic;
   d.key = key;
   d.key_len = key_len;
-  d.schemas = schemas;
+  d.schemas = opts->schemas;
+  d.opts = opts;
   d.ev = ev;
   d.errstr = errstr;
   d.errstr_size = errstr_size;
@@ -898,7 +1340,7 @@ int cm_event_decode2(const char *topic, const void *key, size_t key_len,
   if (value == NULL || value_len == 0)
     return decode_tombstone(&d);
   if (cm_dec_is_avro(value, value_len))
-    return cm_dec_avro_value(schemas, key, key_len, value, value_len, ev,
+    return cm_dec_avro_value(opts, topic, key, key_len, value, value_len, ev,
                              errstr, errstr_size);
   rc = doc_parse(&d.val, "value", value, value_len, errstr, errstr_size);
   if (rc == CM_OK)
@@ -932,6 +1374,7 @@ cm_disposition_t cm_event_disposition(const cm_event_t *ev,
   case CM_OP_TOMBSTONE: why = "tombstone"; break;
   case CM_OP_MESSAGE: why = "logical decoding message"; break;
   case CM_OP_TXMETA: why = "transaction metadata"; break;
+  case CM_OP_HEARTBEAT: why = "heartbeat"; break;
   case CM_OP_TRUNCATE:
     disp = CM_DISP_DEAD_LETTER;
     why = "truncate is never applied";

@@ -23,7 +23,9 @@
  *
  * The envelope's fields come in schema order: before, after, source, op.
  * The images are remembered where they start and read once source.table
- * has named the table.
+ * has named the table. A record with neither op nor source is a row
+ * flattened by ExtractNewRecordState (its metadata in "__" fields, read as
+ * decode.c reads them) or, with ts_ms alone, Debezium's heartbeat.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -64,6 +66,8 @@ typedef struct av_s {
 /* What decoding one Avro message needs to carry around. */
 typedef struct adec_s {
   cm_schemas_t *schemas;
+  const cm_decode_opts_t *opts;
+  const char *topic;
   const cm_schema_t *sch; /* the value's writer schema */
   cm_event_t *ev;
   char *errstr;
@@ -73,6 +77,13 @@ typedef struct adec_s {
   int has_op, has_source;
   cur_t img[2]; /* before, after: where each record starts */
   avro_schema_t img_schema[2];
+  int flat, heartbeat, txmeta;   /* a flattened row, a heartbeat, a
+                                    BEGIN/END of transaction metadata */
+  char status[8], txid[48];      /* the BEGIN/END's status and id */
+  int deleted, has_del, bad_del; /* a flattened row's __deleted */
+  cur_t flat_row;                /* where the flattened row starts */
+  avro_schema_t flat_schema;
+  char flat_name[160]; /* its record's full name */
 } adec_t;
 
 #define BAD(d, ...)                                                            \
@@ -316,6 +327,8 @@ static int key_id(adec_t *d, cur_t *c, avro_schema_t s, int64_t *id) {
     if (read_any(c, f, 1, &fv) != 0 ||
         (fv.kind == AV_RECORD && skip_record(c, fv.schema, 2) != 0))
       return mismatch(d, "key");
+    if (is_id && fv.kind == AV_STR && cm_dec_int_text(fv.s, fv.len, &fv.i) == 0)
+      fv.kind = AV_LONG; /* decimal text, see decode_int.h */
     if (is_id && fv.kind != AV_LONG)
       return BAD(d, "key.id: not an integer");
     if (is_id) {
@@ -365,30 +378,30 @@ static int col_text(adec_t *d, const av_t *av, const char *path,
   return CM_OK;
 }
 
-/* io.debezium.time.Date (int days) or "YYYY-MM-DD". */
-static int col_date(adec_t *d, const av_t *av, const char *path,
-                    cm_value_t *out) {
-  char buf[16];
+/* io.debezium.time.Date (int days), "YYYY-MM-DD" or IsoDate's text. */
+static int col_date(adec_t *d, const av_t *av, const cm_column_t *col,
+                    const char *path, cm_value_t *out) {
+  char buf[24];
 
   if (av->kind == AV_STR) {
-    if (str_copy(av, buf, sizeof(buf)) != 0 || cm_date_parse(buf, &out->i) != 0)
+    if (str_copy(av, buf, sizeof(buf)) != 0 ||
+        cm_dec_date_text(buf, &out->i) != 0)
       return BAD(d, "%s: not a valid date", path);
   } else if (av->kind != AV_LONG) {
     return BAD(d, "%s: not a valid date", path);
-  } else if (av->i < CM_DAYS_MIN || av->i > CM_DAYS_MAX) {
-    return BAD(d, "%s: date out of range", path);
-  } else {
-    out->i = av->i;
+  } else if (cm_dec_date_int(d->opts, cm_schema_semantic(d->sch, col->name),
+                             av->i, path, &out->i, d->errstr,
+                             d->errstr_size) != CM_OK) {
+    return CM_ERR_BAD_INPUT;
   }
   out->kind = CM_VAL_DATE;
   return CM_OK;
 }
 
-/* ZonedTimestamp (a string) or an integer in the unit its schema names. */
-static int col_ts(adec_t *d, const av_t *av, const cm_column_t *col,
+/* ISO-8601 text or an integer in the unit its schema names, or the
+ * configuration (decode.c NOTES). */
+static int col_ts(adec_t *d, const av_t *av, const cm_column_t *col, int ci,
                   const char *path, cm_value_t *out) {
-  const char *sem = cm_schema_semantic(d->sch, col->name);
-  cm_ts_unit_t unit = cm_dec_ts_unit(sem);
   char buf[64];
 
   if (av->kind == AV_STR) {
@@ -397,18 +410,18 @@ static int col_ts(adec_t *d, const av_t *av, const cm_column_t *col,
       return BAD(d, "%s: not a valid timestamp", path);
   } else if (av->kind != AV_LONG) {
     return BAD(d, "%s: not a valid timestamp", path);
-  } else if (unit == CM_TS_TEXT || unit == CM_TS_BAD) {
-    return BAD(d, "%s: integer where the schema says %s", path,
-               cm_dec_printable(sem, buf, sizeof(buf)));
-  } else if (cm_dec_ts_from_int(av->i, unit, &out->i) != 0) {
-    return BAD(d, "%s: timestamp out of range", path);
+  } else if (cm_dec_ts_int(d->opts, d->ev->table, ci,
+                           cm_schema_semantic(d->sch, col->name), av->i, path,
+                           &out->i, d->errstr, d->errstr_size) != CM_OK) {
+    return CM_ERR_BAD_INPUT;
   }
   out->kind = CM_VAL_TIMESTAMP;
   return CM_OK;
 }
 
-/* One column's value, checked against the catalog (as decode.c does). */
-static int col_value(adec_t *d, const av_t *av, const cm_column_t *col,
+/* One value of column @p ci, checked against the catalog (as decode.c
+ * does). */
+static int col_value(adec_t *d, const av_t *av, const cm_column_t *col, int ci,
                      const char *path, int is_before, cm_value_t *out) {
   if (av->kind == AV_NULL) {
     if (!col->nullable && !is_before)
@@ -422,6 +435,10 @@ static int col_value(adec_t *d, const av_t *av, const cm_column_t *col,
   }
   switch (col->type) {
   case CM_COL_INT:
+    if (av->kind == AV_STR && cm_dec_int_text(av->s, av->len, &out->i) == 0) {
+      out->kind = CM_VAL_INT; /* decimal.handling.mode=string */
+      return CM_OK;
+    }
     if (av->kind != AV_LONG)
       return BAD(d, "%s: not an integer", path);
     out->kind = CM_VAL_INT;
@@ -434,8 +451,8 @@ static int col_value(adec_t *d, const av_t *av, const cm_column_t *col,
     out->i = av->i;
     return CM_OK;
   case CM_COL_TEXT: return col_text(d, av, path, out);
-  case CM_COL_DATE: return col_date(d, av, path, out);
-  case CM_COL_TIMESTAMP: return col_ts(d, av, col, path, out);
+  case CM_COL_DATE: return col_date(d, av, col, path, out);
+  case CM_COL_TIMESTAMP: return col_ts(d, av, col, ci, path, out);
   }
   return BAD(d, "%s: unknown column type", path);
 }
@@ -483,7 +500,7 @@ static int read_image(adec_t *d, int w, cm_value_t *vals) {
       continue; /* a column the catalog does not know: ignored */
     snprintf(path, sizeof(path), "%s.%s", which, cols[k].name);
     seen[k] = 1;
-    rc = col_value(d, &av, &cols[k], path, !w, &vals[k]);
+    rc = col_value(d, &av, &cols[k], k, path, !w, &vals[k]);
     if (rc != CM_OK)
       return rc;
   }
@@ -497,25 +514,40 @@ static int read_image(adec_t *d, int w, cm_value_t *vals) {
 
 /* ---- source and envelope ----------------------------------------------- */
 
+/* An LSN (@p is_lsn) or a txId: a long, or text as decode.c reads it. */
+static int position_value(adec_t *d, const av_t *av, int is_lsn,
+                          const char *what, int *has, int64_t *out) {
+  int64_t v = av->i;
+  int ok = av->kind == AV_LONG;
+
+  if (av->kind == AV_NULL)
+    return CM_OK;
+  if (av->kind == AV_STR)
+    ok = (is_lsn ? cm_dec_lsn_text(av->s, av->len, &v)
+                 : cm_dec_int_text(av->s, av->len, &v)) == 0;
+  if (!ok || (is_lsn && v < 0))
+    return BAD(d,
+               is_lsn ? "%s: not a non-negative integer" : "%s: not an integer",
+               what);
+  *has = 1;
+  *out = v;
+  return CM_OK;
+}
+
 static int source_field(adec_t *d, const char *name, const av_t *av) {
   cm_event_t *ev = d->ev;
   char buf[40];
+  int rc = CM_OK;
 
   if (strcmp(name, "table") == 0 && av->kind != AV_NULL &&
       str_copy(av, d->table, sizeof(d->table)) != 0)
     return BAD(d, "source.table: missing or not a string");
-  if (strcmp(name, "lsn") == 0 && av->kind != AV_NULL) {
-    if (av->kind != AV_LONG || av->i < 0)
-      return BAD(d, "source.lsn: not a non-negative integer");
-    ev->has_lsn = 1;
-    ev->lsn = av->i;
-  }
-  if (strcmp(name, "txId") == 0 && av->kind != AV_NULL) {
-    if (av->kind != AV_LONG)
-      return BAD(d, "source.txId: not an integer");
-    ev->has_tx_id = 1;
-    ev->tx_id = av->i;
-  }
+  if (strcmp(name, "lsn") == 0)
+    rc = position_value(d, av, 1, "source.lsn", &ev->has_lsn, &ev->lsn);
+  if (strcmp(name, "txId") == 0)
+    rc = position_value(d, av, 0, "source.txId", &ev->has_tx_id, &ev->tx_id);
+  if (rc != CM_OK)
+    return rc;
   if (strcmp(name, "ts_ms") == 0 && av->kind == AV_LONG)
     ev->source_ts_ms = av->i;
   if (strcmp(name, "snapshot") == 0 && av->kind == AV_BOOL)
@@ -581,8 +613,143 @@ static int envelope_field(adec_t *d, cur_t *c, const char *name,
   return CM_OK;
 }
 
+/* ---- flattened rows and heartbeats -------------------------------------- */
+
+static int has_field(avro_schema_t rec, const char *name) {
+  size_t i, n = avro_schema_record_size(rec);
+
+  for (i = 0; i < n; i++)
+    if (strcmp(avro_schema_record_field_name(rec, (int)i), name) == 0)
+      return 1;
+  return 0;
+}
+
+/* A record without op and source: transaction metadata (status, id,
+ * event_count, ...), a heartbeat ({ts_ms}) or a flattened row, remembered
+ * where its fields start. */
+static void flat_begin(adec_t *d, const cur_t *c, avro_schema_t rec) {
+  const char *ns = avro_schema_namespace(rec);
+
+  d->txmeta = has_field(rec, "status") && has_field(rec, "id") &&
+              has_field(rec, "event_count");
+  d->heartbeat = !d->txmeta && avro_schema_record_size(rec) == 1 &&
+                 has_field(rec, "ts_ms");
+  d->flat = !d->txmeta && !d->heartbeat;
+  d->flat_row = *c;
+  d->flat_schema = rec;
+  snprintf(d->flat_name, sizeof(d->flat_name), "%s%s%s", ns ? ns : "",
+           ns && *ns ? "." : "", avro_schema_name(rec));
+}
+
+/* One field of a flattened row: its "__" metadata, as decode.c reads them
+ * ("__NAME" or "__source_NAME"); the columns are read later. */
+static int flat_field(adec_t *d, cur_t *c, const char *name, const av_t *av) {
+  cm_event_t *ev = d->ev;
+  const char *m = name + 2;
+  char buf[40];
+
+  if (av->kind == AV_RECORD && skip_record(c, av->schema, 1) != 0)
+    return mismatch(d, "value");
+  if ((d->heartbeat || d->txmeta) && strcmp(name, "ts_ms") == 0 &&
+      av->kind == AV_LONG)
+    ev->ts_ms = av->i;
+  if (d->txmeta && strcmp(name, "status") == 0 &&
+      str_copy(av, d->status, sizeof(d->status)) != 0)
+    d->status[0] = '\0';
+  if (d->txmeta && strcmp(name, "id") == 0 &&
+      str_copy(av, d->txid, sizeof(d->txid)) != 0)
+    d->txid[0] = '\0';
+  if (strncmp(name, "__", 2) != 0 || av->kind == AV_NULL)
+    return CM_OK;
+  if (strcmp(m, "source_ts_ms") == 0 && av->kind == AV_LONG)
+    ev->source_ts_ms = av->i;
+  if (strcmp(m, "ts_ms") == 0 && av->kind == AV_LONG)
+    ev->ts_ms = av->i;
+  if (strncmp(m, "source_", 7) == 0)
+    m += 7;
+  if (strcmp(m, "deleted") == 0) {
+    d->has_del = 1;
+    d->deleted = (av->kind == AV_BOOL && av->i) || av_is(av, "true");
+    d->bad_del =
+        av->kind != AV_BOOL && !av_is(av, "true") && !av_is(av, "false");
+  } else if (strcmp(m, "op") == 0) {
+    if (av->kind != AV_STR)
+      return BAD(d, "__op: not a string");
+    d->has_op = 1;
+    if (str_copy(av, d->op, sizeof(d->op)) != 0)
+      d->op[0] = '\0';
+  } else if (strcmp(m, "lsn") == 0) {
+    return position_value(d, av, 1, "__lsn", &ev->has_lsn, &ev->lsn);
+  } else if (strcmp(m, "txId") == 0) {
+    return position_value(d, av, 0, "__txId", &ev->has_tx_id, &ev->tx_id);
+  } else if (strcmp(m, "table") == 0) {
+    if (str_copy(av, d->table, sizeof(d->table)) != 0)
+      return BAD(d, "__table: not a string");
+  } else if (strcmp(m, "snapshot") == 0 && av->kind == AV_BOOL) {
+    ev->snapshot = av->i ? CM_SNAP_TRUE : CM_SNAP_FALSE;
+  } else if (strcmp(m, "snapshot") == 0 && av->kind == AV_STR) {
+    ev->snapshot = str_copy(av, buf, sizeof(buf)) == 0 ? cm_dec_snapshot(buf)
+                                                       : CM_SNAP_OTHER;
+  }
+  return CM_OK;
+}
+
+/* The op, position and table of a flattened row, checked as decode.c
+ * checks them; its image is the before of a delete, else the after. */
+static int check_flat(adec_t *d) {
+  cm_event_t *ev = d->ev;
+  char buf[64], shown[48];
+  const char *tn;
+  int w;
+
+  if (d->heartbeat) {
+    ev->op = CM_OP_HEARTBEAT;
+    return CM_OK;
+  }
+  if (d->txmeta) {
+    /* as decode.c: BEGIN or END, the id "<txId>:<lsn>" */
+    if (strcmp(d->status, "BEGIN") != 0 && strcmp(d->status, "END") != 0)
+      return BAD(d, "op: missing");
+    ev->op = CM_OP_TXMETA;
+    tn = strchr(d->txid, ':');
+    if (cm_dec_int_text(d->txid,
+                        tn != NULL ? (size_t)(tn - d->txid) : strlen(d->txid),
+                        &ev->tx_id) == 0)
+      ev->has_tx_id = 1;
+    return CM_OK;
+  }
+  if (d->bad_del)
+    return BAD(d, "__deleted: not \"true\" or \"false\"");
+  ev->op = d->deleted ? CM_OP_DELETE : CM_OP_UPDATE;
+  if (d->has_op) {
+    ev->op = cm_dec_op(d->op);
+    if (ev->op != CM_OP_CREATE && ev->op != CM_OP_UPDATE &&
+        ev->op != CM_OP_DELETE && ev->op != CM_OP_READ)
+      return BAD(d, "__op: \"%s\" is not c, u, d or r",
+                 cm_dec_printable(d->op, shown, sizeof(shown)));
+    if (d->has_del && (ev->op == CM_OP_DELETE) != d->deleted)
+      return BAD(d, "__op and __deleted disagree");
+  }
+  if (!ev->has_lsn)
+    return ev->snapshot == CM_SNAP_INCREMENTAL
+               ? cm_dec_no_lsn(ev, d->errstr, d->errstr_size)
+               : BAD(d, "%s", CM_DEC_FLAT_NO_LSN);
+  tn = d->table[0] != '\0'
+           ? d->table
+           : cm_dec_flat_table_name(d->flat_name, d->topic, buf, sizeof(buf));
+  ev->table = cm_table_from_name(tn);
+  if (ev->table == CM_TABLE_NONE)
+    return BAD(d, "unknown table \"%s\"",
+               cm_dec_printable(tn, shown, sizeof(shown)));
+  w = ev->op != CM_OP_DELETE;
+  d->img[w] = d->flat_row;
+  d->img_schema[w] = d->flat_schema;
+  return CM_OK;
+}
+
 static int read_envelope(adec_t *d, cur_t *c) {
   avro_schema_t rec = cm_schema_avro(d->sch);
+  const char *name;
   size_t i, n;
   int rc;
   av_t av;
@@ -590,12 +757,16 @@ static int read_envelope(adec_t *d, cur_t *c) {
   if (read_any(c, rec, 0, &av) != 0 || av.kind != AV_RECORD)
     return BAD(d, "value: the writer schema is not a record");
   rec = av.schema;
+  if (!has_field(rec, "op") && !has_field(rec, "source"))
+    flat_begin(d, c, rec);
   n = avro_schema_record_size(rec);
   for (i = 0; i < n; i++) {
     if (read_any(c, avro_schema_record_field_get_by_index(rec, (int)i), 1,
                  &av) != 0)
       return mismatch(d, "value");
-    rc = envelope_field(d, c, avro_schema_record_field_name(rec, (int)i), &av);
+    name = avro_schema_record_field_name(rec, (int)i);
+    rc = d->flat || d->heartbeat || d->txmeta ? flat_field(d, c, name, &av)
+                                              : envelope_field(d, c, name, &av);
     if (rc != CM_OK)
       return rc;
   }
@@ -620,7 +791,7 @@ static int check_envelope(adec_t *d) {
   if (ev->op == CM_OP_MESSAGE)
     return CM_OK;
   if (!ev->has_lsn && ev->op != CM_OP_TRUNCATE)
-    return BAD(d, "source.lsn: missing, the event cannot be ordered");
+    return cm_dec_no_lsn(ev, d->errstr, d->errstr_size);
   if (d->table[0] == '\0')
     return BAD(d, "source.table: missing or not a string");
   ev->table = cm_table_from_name(d->table);
@@ -669,22 +840,28 @@ static int decode_value(adec_t *d, const void *key, size_t key_len,
   if (rc == CM_OK)
     rc = read_envelope(d, &c);
   if (rc == CM_OK)
-    rc = check_envelope(d);
-  if (rc != CM_OK || d->ev->op == CM_OP_MESSAGE || d->ev->op == CM_OP_TRUNCATE)
+    rc = d->flat || d->heartbeat || d->txmeta ? check_flat(d)
+                                              : check_envelope(d);
+  if (rc != CM_OK || d->ev->op == CM_OP_MESSAGE ||
+      d->ev->op == CM_OP_TRUNCATE || d->ev->op == CM_OP_HEARTBEAT ||
+      d->ev->op == CM_OP_TXMETA)
     return rc;
   rc = cm_dec_key(d->schemas, key, key_len, &d->ev->key, d->errstr,
                   d->errstr_size);
   return rc == CM_OK ? read_rows(d) : rc;
 }
 
-int cm_dec_avro_value(cm_schemas_t *schemas, const void *key, size_t key_len,
-                      const void *value, size_t value_len, cm_event_t *ev,
-                      char *errstr, size_t errstr_size) {
+int cm_dec_avro_value(const cm_decode_opts_t *opts, const char *topic,
+                      const void *key, size_t key_len, const void *value,
+                      size_t value_len, cm_event_t *ev, char *errstr,
+                      size_t errstr_size) {
   adec_t d;
   int rc;
 
   memset(&d, 0, sizeof(d));
-  d.schemas = schemas;
+  d.schemas = opts->schemas;
+  d.opts = opts;
+  d.topic = topic;
   d.ev = ev;
   d.errstr = errstr;
   d.errstr_size = errstr_size;

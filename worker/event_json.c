@@ -89,6 +89,7 @@ static const char *op_name(cm_op_t op) {
   case CM_OP_TXMETA: return "txmeta";
   case CM_OP_TOMBSTONE: return "tombstone";
   case CM_OP_RANGE: return "range";
+  case CM_OP_HEARTBEAT: return "heartbeat";
   }
   return "?";
 }

@@ -12,6 +12,8 @@
 #ifndef CM_CATALOG_H
 #define CM_CATALOG_H
 
+#include <stddef.h>
+
 /** Legacy tables clinicmig knows. */
 typedef enum cm_table_e {
   CM_TABLE_NONE = 0,
@@ -91,6 +93,41 @@ enum {
 };
 
 #define CM_MAX_COLS 12
+
+/**
+ * The legacy SQL type of a timestamp column. It fixes how Debezium writes
+ * the column (docs/design.md §1.2): timestamptz as ISO-8601 text in every
+ * `time.precision.mode`, a timestamp without time zone as a number whose
+ * unit depends on the mode and on the column's fractional precision.
+ */
+typedef enum cm_tstype_e {
+  CM_TSTYPE_TIMESTAMPTZ = 0, /**< timestamptz, as schemas/legacy.sql has it */
+  CM_TSTYPE_TIMESTAMP_MS,    /**< timestamp(0) to timestamp(3) */
+  CM_TSTYPE_TIMESTAMP_US,    /**< timestamp(4) to timestamp(6), timestamp */
+} cm_tstype_t;
+
+/**
+ * The legacy types of the timestamp columns, by table and column index.
+ * A zeroed value is schemas/legacy.sql: every timestamp column timestamptz.
+ */
+typedef struct cm_coltypes_s {
+  unsigned char ts[CM_TABLE__CNT][CM_MAX_COLS]; /**< cm_tstype_t */
+} cm_coltypes_t;
+
+/**
+ * @brief Reads the legacy types of timestamp columns from @p spec, a
+ *        comma-separated list of `TABLE.COLUMN=TYPE` (TABLE or COLUMN may
+ *        be `*`: every table, every timestamp column; later items win).
+ *        TYPE is `timestamptz`, `timestamp` or `timestamp(P)` with P from 0
+ *        to 6. An empty @p spec leaves every column timestamptz.
+ * @returns 0, or -1 with a one-line reason in @p errstr.
+ */
+int cm_coltypes_parse(const char *spec, cm_coltypes_t *out, char *errstr,
+                      size_t errstr_size);
+
+/** @returns the type's name: "timestamptz", "timestamp(0-3)", "timestamp(4-6)".
+ */
+const char *cm_tstype_name(cm_tstype_t t);
 
 /** @returns the table's column list and writes its length to *cnt. */
 const cm_column_t *cm_table_columns(cm_table_t table, int *cnt);

@@ -15,6 +15,9 @@
 
 #include <stddef.h>
 
+#include "clinicmig/cm_catalog.h"
+#include "clinicmig/cm_event.h"
+
 typedef enum cm_match_e { CM_MATCH_LOOSE = 0, CM_MATCH_STRICT } cm_match_t;
 
 /** A librdkafka property passed through. */
@@ -49,6 +52,10 @@ typedef struct cm_config_s {
   char *schema_dir; /**< directory of <id>.avsc files, or "" */
   cm_kv_t *kafka;   /**< kafka.* properties, without the prefix */
   int kafka_cnt;
+  /** the connector's time.precision.mode, mirrored (docs/design.md §1.2) */
+  cm_time_mode_t time_precision_mode;
+  /** the legacy timestamp columns that are not timestamptz */
+  cm_coltypes_t legacy_column_types;
 } cm_config_t;
 
 /** @brief Fills @p conf with the defaults. */

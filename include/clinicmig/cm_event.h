@@ -8,10 +8,14 @@
  * converter with and without `schemas.enable` (a `{schema, payload}` wrapper),
  * its envelope (`before`, `after`, `source`, `op`, `ts_ms`, `transaction`),
  * its semantic temporal types and its placeholder for unchanged TOASTed
- * values; and its Avro converter's envelope in Confluent's wire format,
- * read with the writer schema of each message (cm_schemas.h). Everything
- * downstream (mirror, derive, clinicmig-decode) sees only
- * cm_event_t, typed by the legacy table's columns (cm_catalog.h).
+ * values, rows flattened by ExtractNewRecordState, heartbeats; and its Avro
+ * converter's envelope in Confluent's wire format, read with the writer
+ * schema of each message (cm_schemas.h). A temporal number without a
+ * semantic type is read in the unit the connector's time.precision.mode
+ * and the legacy column type give (cm_decode_opts_t; docs/design.md §1.2
+ * lists every shape). Everything downstream (mirror, derive,
+ * clinicmig-decode) sees only cm_event_t, typed by the legacy table's
+ * columns (cm_catalog.h).
  */
 #ifndef CM_EVENT_H
 #define CM_EVENT_H
@@ -36,6 +40,7 @@ typedef enum cm_op_e {
   CM_OP_TOMBSTONE = 'T', /**< null value after a delete: skipped */
   CM_OP_RANGE = 'R',     /**< clinicmig-replay's range marker: the ids a
                               snapshot holds in a key range */
+  CM_OP_HEARTBEAT = 'H', /**< Debezium's heartbeat ({ts_ms}): skipped */
 } cm_op_t;
 
 /** Debezium's `source.snapshot`. */
@@ -100,6 +105,34 @@ typedef struct cm_event_s {
 /** Avro writer schemas by id (cm_schemas.h). */
 typedef struct cm_schemas_s cm_schemas_t;
 
+/**
+ * Debezium's `time.precision.mode`, as the connector is configured: with
+ * the legacy type of a column (cm_coltypes_t) it fixes the unit of a
+ * temporal number that carries no semantic type (docs/design.md §1.2).
+ */
+typedef enum cm_time_mode_e {
+  CM_TIME_ADAPTIVE_TIME_MICROSECONDS = 0, /**< deploy/debezium's setting */
+  CM_TIME_ADAPTIVE,                       /**< Debezium's default */
+  CM_TIME_CONNECT,      /**< Kafka Connect's types: always milliseconds */
+  CM_TIME_MICROSECONDS, /**< every timestamp in µs */
+  CM_TIME_NANOSECONDS,  /**< every timestamp in ns */
+  CM_TIME_ISOSTRING,    /**< ISO-8601 text: no temporal numbers */
+} cm_time_mode_t;
+
+/** @brief Reads a mode's name ("adaptive", ...); 0, or -1 if unknown. */
+int cm_time_mode_parse(const char *s, cm_time_mode_t *out);
+
+/** @returns the mode's name as the connector spells it. */
+const char *cm_time_mode_name(cm_time_mode_t mode);
+
+/** What the decoder needs besides the message. */
+typedef struct cm_decode_opts_s {
+  cm_schemas_t *schemas;         /**< Avro writer schemas, or NULL */
+  cm_time_mode_t time_mode;      /**< the connector's time.precision.mode */
+  const cm_coltypes_t *coltypes; /**< legacy column types; NULL: all
+                                      timestamps timestamptz */
+} cm_decode_opts_t;
+
 /** Largest message key or value the decoder accepts (bytes). */
 #define CM_EVENT_MAX_BYTES (4 * 1024 * 1024)
 
@@ -140,6 +173,20 @@ int cm_event_decode2(const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, cm_schemas_t *schemas,
                      cm_event_t *ev, char *errstr, size_t errstr_size);
 
+/**
+ * @brief Decodes one Kafka message in either format into @p ev, reading
+ *        temporal numbers without a semantic type as @p opts says.
+ *
+ * cm_event_decode2() is this with the schema source and the defaults
+ * (adaptive_time_microseconds, every timestamp column timestamptz).
+ * @param opts  NULL: the defaults, without a schema source.
+ * @returns as cm_event_decode2().
+ */
+int cm_event_decode_opts(const char *topic, const void *key, size_t key_len,
+                         const void *value, size_t value_len,
+                         const cm_decode_opts_t *opts, cm_event_t *ev,
+                         char *errstr, size_t errstr_size);
+
 /** @brief Frees the strings an event owns and zeroes it. */
 void cm_event_clear(cm_event_t *ev);
 
@@ -153,8 +200,8 @@ typedef enum cm_disposition_e {
 /**
  * @brief Sorts a decoded event: c/u/d/r of User, Patient and Appointment and
  *        range markers of those tables are applied; tombstones, logical
- * decoding messages, transaction metadata and Clinic rows are skipped; a
- * truncate is dead-lettered.
+ * decoding messages, transaction metadata, heartbeats and Clinic rows are
+ * skipped; a truncate is dead-lettered.
  * @param reason  optional; set to a static one-line reason for SKIP and
  *                DEAD_LETTER ("tombstone", "truncate is never applied"),
  *                NULL for APPLY.

@@ -61,6 +61,14 @@ cases = [
         "CLINICMIG_HTTP_LISTEN": "::1:9464"}, "CLINICMIG_HTTP_LISTEN"),
     ("a progress interval below 100 ms",
      BASE + ["--progress-interval-ms", "50"], None, "progress.interval.ms"),
+    ("an unknown time.precision.mode",
+     BASE + ["--time-precision-mode", "weekly"], None, "time.precision.mode"),
+    ("a legacy type for a date column", BASE,
+     {"CLINICMIG_LEGACY_COLUMN_TYPES": "Patient.birthDate=timestamp(3)"},
+     "Patient.birthDate: not a timestamp column"),
+    ("a legacy column type that is not one",
+     BASE + ["-X", "legacy.column.types=*.*=timestamp(9)"], None,
+     "legacy.column.types"),
 ]
 for what, args, env, needle in cases:
     status, lines = run(args, env)
@@ -74,7 +82,8 @@ check("--help exits 0", status, 0)
 out = subprocess.run([WORKER, "--help"], capture_output=True, text=True)
 for key in ("--db-conninfo", "--batch-max-events", "--topic-dlq",
             "--phone-region", "-X KEY=VALUE", "CLINICMIG_", "--http-listen",
-            "--progress-interval-ms", "--topic-progress", "/readyz"):
+            "--progress-interval-ms", "--topic-progress", "/readyz",
+            "--time-precision-mode", "--legacy-column-types"):
     check_true(f"--help documents {key}", key in out.stdout)
 os.unlink(conf)
 done()

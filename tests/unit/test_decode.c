@@ -179,6 +179,8 @@ static void expect_mutated_bad(const char *obj, const char *field,
   free(val);
 }
 
+static void expect_json(const cm_event_t *ev, const char *want);
+
 static void assert_disp(const cm_event_t *ev, cm_disposition_t want,
                         const char *want_reason) {
   const char *reason = "unset";
@@ -792,37 +794,205 @@ static void test_schema_timestamp_names(void **state) {
   cm_event_clear(&ev);
 }
 
-/* Without a schema: below 1e14 in magnitude ms, else µs (see decode.c). */
-static void test_guessed_timestamps(void **state) {
+/* Decodes @p val (key user_key) with @p mode and legacy types @p spec. */
+static int decode_with(const char *val, cm_time_mode_t mode, const char *spec,
+                       cm_event_t *ev, char *err, size_t err_size) {
+  cm_coltypes_t types;
+  cm_decode_opts_t o;
+  char why[256];
+
+  assert_int_equal(cm_coltypes_parse(spec, &types, why, sizeof(why)), 0);
+  memset(&o, 0, sizeof(o));
+  o.time_mode = mode;
+  o.coltypes = &types;
+  return cm_event_decode_opts(USER_TOPIC, user_key, strlen(user_key), val,
+                              strlen(val), &o, ev, err, err_size);
+}
+
+/*
+ * Without a schema the unit of a temporal number is the configuration's:
+ * the same event gives the instant the connector meant under each mode
+ * and legacy type, and a number out of range in that unit is bad input.
+ */
+static void test_configured_timestamps(void **state) {
   static const struct {
     const char *raw;
-    int64_t want;
+    cm_time_mode_t mode;
+    const char *spec;
+    int64_t want; /* INT64_MIN: bad input with reason why */
+    const char *why;
   } cases[] = {
-      {"1737540930123", 1737540930123000},
-      {"1737540930123456", 1737540930123456},
-      {"99999999999999", 99999999999999000},
-      {"100000000000000", 100000000000000},
-      {"-1000", -1000000},
-      {"0", 0},
+      /* 2025-01-22T10:15:30.123Z from a timestamp(3) column */
+      {"1737540930123", CM_TIME_ADAPTIVE, "User.updatedAt=timestamp(3)",
+       1737540930123000, NULL},
+      {"1737540930123", CM_TIME_ADAPTIVE_TIME_MICROSECONDS,
+       "User.*=timestamp(3)", 1737540930123000, NULL},
+      {"1737540930123", CM_TIME_CONNECT, "*.*=timestamp(6)", 1737540930123000,
+       NULL},
+      {"1737540930123", CM_TIME_CONNECT, "User.updatedAt=timestamp",
+       1737540930123000, NULL},
+      /* the same number read as µs is an instant of 1970 */
+      {"1737540930123", CM_TIME_ADAPTIVE, "User.updatedAt=timestamp(6)",
+       1737540930123, NULL},
+      {"1737540930123", CM_TIME_MICROSECONDS, "User.updatedAt=timestamp(3)",
+       1737540930123, NULL},
+      /* 2025-01-22T10:15:30.123456Z from a timestamp(6) column */
+      {"1737540930123456", CM_TIME_ADAPTIVE, "User.updatedAt=timestamp(6)",
+       1737540930123456, NULL},
+      {"1737540930123456", CM_TIME_ADAPTIVE_TIME_MICROSECONDS,
+       "User.updatedAt=timestamp without time zone", 1737540930123456, NULL},
+      {"1737540930123456", CM_TIME_MICROSECONDS, "User.updatedAt=timestamp(3)",
+       1737540930123456, NULL},
+      {"1737540930123456", CM_TIME_NANOSECONDS, "User.updatedAt=timestamp(6)",
+       1737540930123, NULL},
+      {"1737540930123456789", CM_TIME_NANOSECONDS, "*.*=timestamp(6)",
+       1737540930123456, NULL},
+      {"-1", CM_TIME_NANOSECONDS, "*.*=timestamp(6)", -1, NULL},
+      {"-1000", CM_TIME_ADAPTIVE, "*.*=timestamp(3)", -1000000, NULL},
+      {"0", CM_TIME_CONNECT, "*.*=timestamp(3)", 0, NULL},
+      /* microseconds read as milliseconds: past the year 9999 */
+      {"1737540930123456", CM_TIME_CONNECT, "User.updatedAt=timestamp(6)",
+       INT64_MIN,
+       "after.updatedAt: timestamp out of range in milliseconds "
+       "(time.precision.mode connect, legacy type timestamp(4-6))"},
+      {"1737540930123456", CM_TIME_ADAPTIVE, "User.updatedAt=timestamp(2)",
+       INT64_MIN,
+       "after.updatedAt: timestamp out of range in milliseconds "
+       "(time.precision.mode adaptive, legacy type timestamp(0-3))"},
+      {"253402300800000000", CM_TIME_MICROSECONDS, "*.*=timestamp(6)",
+       INT64_MIN, "after.updatedAt: timestamp out of range in microseconds"},
+      {"9223372036854775807", CM_TIME_ADAPTIVE, "*.*=timestamp(3)", INT64_MIN,
+       "after.updatedAt: timestamp out of range"},
+      /* timestamptz is text in every mode; isostring writes no numbers */
+      {"1737540930123", CM_TIME_ADAPTIVE, "", INT64_MIN,
+       "after.updatedAt: an integer, but a timestamptz column is ISO-8601 "
+       "text (io.debezium.time.ZonedTimestamp) in every time.precision.mode"},
+      {"1737540930123456", CM_TIME_MICROSECONDS, "User.createdAt=timestamp(6)",
+       INT64_MIN, "after.updatedAt: an integer, but a timestamptz column"},
+      {"1737540930123", CM_TIME_ISOSTRING, "*.*=timestamp(3)", INT64_MIN,
+       "after.updatedAt: an integer, but time.precision.mode isostring "
+       "writes timestamps as ISO-8601 text"},
+      {"\"2025-01-22T10:15:30.123Z\"", CM_TIME_ISOSTRING, "*.*=timestamp(3)",
+       1737540930123000, NULL},
+      {"1.5", CM_TIME_ADAPTIVE, "*.*=timestamp(3)", INT64_MIN,
+       "not a valid timestamp"},
+      {"true", CM_TIME_ADAPTIVE, "*.*=timestamp(3)", INT64_MIN,
+       "not a valid timestamp"},
   };
   cm_event_t ev;
+  char err[512];
+  char *val;
   size_t i;
+  int rc;
 
   (void)state;
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    decode_mutated("after", "updatedAt", cases[i].raw, &ev);
-    assert_int_equal(ev.after[CM_USER_UPDATED_AT].kind, CM_VAL_TIMESTAMP);
-    if (ev.after[CM_USER_UPDATED_AT].i != cases[i].want) {
-      print_error("%s: got %lld\n", cases[i].raw,
-                  (long long)ev.after[CM_USER_UPDATED_AT].i);
+    val = mutate(user_event, "after", "updatedAt", cases[i].raw);
+    memset(&ev, 0x5a, sizeof(ev));
+    rc = decode_with(val, cases[i].mode, cases[i].spec, &ev, err, sizeof(err));
+    if (cases[i].want == INT64_MIN) {
+      if (rc != CM_ERR_BAD_INPUT || strstr(err, cases[i].why) == NULL) {
+        print_error("case %zu (%s): want \"%s\", got %d \"%s\"\n", i,
+                    cases[i].raw, cases[i].why, rc, err);
+        fail();
+      }
+    } else if (rc != CM_OK ||
+               ev.after[CM_USER_UPDATED_AT].kind != CM_VAL_TIMESTAMP ||
+               ev.after[CM_USER_UPDATED_AT].i != cases[i].want) {
+      print_error("case %zu (%s): rc %d %s, got %lld\n", i, cases[i].raw, rc,
+                  err, (long long)ev.after[CM_USER_UPDATED_AT].i);
       fail();
     }
+    if (rc == CM_OK)
+      cm_event_clear(&ev);
+    free(val);
+  }
+}
+
+/* With a schema, the semantic type wins over the configuration. */
+static void test_semantic_type_wins(void **state) {
+  static const cm_time_mode_t modes[] = {CM_TIME_NANOSECONDS, CM_TIME_CONNECT,
+                                         CM_TIME_ISOSTRING};
+  cm_coltypes_t types;
+  cm_decode_opts_t o;
+  char *key, *val, err[256];
+  size_t klen, vlen, i;
+  cm_event_t ev;
+
+  (void)state;
+  assert_int_equal(
+      cm_coltypes_parse("*.*=timestamp(3)", &types, err, sizeof(err)), 0);
+  key = load("appointment-micro.key.json", &klen);
+  val = load("appointment-micro.json", &vlen);
+  assert_non_null(val);
+  for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+    memset(&o, 0, sizeof(o));
+    o.time_mode = modes[i];
+    o.coltypes = &types;
+    assert_int_equal(cm_event_decode_opts("legacy.public.Appointment", key,
+                                          klen, val, vlen, &o, &ev, err,
+                                          sizeof(err)),
+                     CM_OK);
+    assert_int_equal(ev.after[CM_APPT_CREATED_AT].i, 1737540930123456);
     cm_event_clear(&ev);
   }
-  expect_mutated_bad("after", "updatedAt", "1.5", "not a valid timestamp");
-  expect_mutated_bad("after", "updatedAt", "9223372036854775807",
-                     "after.updatedAt: timestamp out of range");
-  expect_mutated_bad("after", "updatedAt", "true", "not a valid timestamp");
+  free(key);
+  free(val);
+}
+
+/* The legacy column types of the configuration. */
+static void test_coltypes(void **state) {
+  static const struct {
+    const char *spec, *why;
+  } bad[] = {
+      {"Appointment.startsAt", "expected TABLE.COLUMN=TYPE"},
+      {"startsAt=timestamp(3)", "expected TABLE.COLUMN=TYPE"},
+      {"Doctor.startsAt=timestamp(3)", "Doctor: not a legacy table"},
+      {"Appointment.begins=timestamp(3)", "Appointment.begins: no such column"},
+      {"Patient.birthDate=timestamp(3)",
+       "Patient.birthDate: not a timestamp column"},
+      {"User.createdAt=timestamp(7)", "User.createdAt: expected timestamptz"},
+      {"User.createdAt=date", "User.createdAt: expected timestamptz"},
+      {"User.createdAt=timestamp(3) junk", "User.createdAt: expected"},
+  };
+  cm_coltypes_t t;
+  char err[256];
+  size_t i;
+
+  (void)state;
+  assert_int_equal(cm_coltypes_parse("", &t, err, sizeof(err)), 0);
+  assert_int_equal(t.ts[CM_TABLE_USER][CM_USER_CREATED_AT],
+                   CM_TSTYPE_TIMESTAMPTZ);
+  assert_int_equal(
+      cm_coltypes_parse(" *.*=TIMESTAMP(3) , Appointment.startsAt=timestamp,"
+                        "Appointment.endsAt=timestamp(4) without time zone,"
+                        "User.updatedAt=timestamp(6) with time zone,"
+                        "Patient.createdAt=timestamptz",
+                        &t, err, sizeof(err)),
+      0);
+  assert_int_equal(t.ts[CM_TABLE_USER][CM_USER_CREATED_AT],
+                   CM_TSTYPE_TIMESTAMP_MS);
+  assert_int_equal(t.ts[CM_TABLE_CLINIC][CM_CLINIC_UPDATED_AT],
+                   CM_TSTYPE_TIMESTAMP_MS);
+  assert_int_equal(t.ts[CM_TABLE_APPOINTMENT][CM_APPT_STARTS_AT],
+                   CM_TSTYPE_TIMESTAMP_US);
+  assert_int_equal(t.ts[CM_TABLE_APPOINTMENT][CM_APPT_ENDS_AT],
+                   CM_TSTYPE_TIMESTAMP_US);
+  assert_int_equal(t.ts[CM_TABLE_USER][CM_USER_UPDATED_AT],
+                   CM_TSTYPE_TIMESTAMPTZ);
+  assert_int_equal(t.ts[CM_TABLE_PATIENT][CM_PATIENT_CREATED_AT],
+                   CM_TSTYPE_TIMESTAMPTZ);
+  assert_int_equal(t.ts[CM_TABLE_PATIENT][CM_PATIENT_BIRTH_DATE], 0);
+  assert_int_equal(t.ts[CM_TABLE_PATIENT][CM_PATIENT_CLINIC_ID], 0);
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    err[0] = '\0';
+    if (cm_coltypes_parse(bad[i].spec, &t, err, sizeof(err)) != -1 ||
+        strstr(err, bad[i].why) == NULL) {
+      print_error("%s: want \"%s\", got \"%s\"\n", bad[i].spec, bad[i].why,
+                  err);
+      fail();
+    }
+  }
 }
 
 static void test_zoned_timestamps(void **state) {
@@ -961,6 +1131,33 @@ static void test_dates(void **state) {
   free(val);
 }
 
+/* Dates: days in every mode but isostring, which writes "YYYY-MM-DDZ". */
+static void test_configured_dates(void **state) {
+  cm_event_t ev;
+  char err[256];
+  char *val;
+
+  (void)state;
+  val = patient_event("6310");
+  assert_int_equal(decode_with(val, CM_TIME_CONNECT, "", &ev, err, sizeof(err)),
+                   CM_OK);
+  assert_int_equal(ev.after[CM_PATIENT_BIRTH_DATE].i, 6310);
+  cm_event_clear(&ev);
+  assert_int_equal(
+      decode_with(val, CM_TIME_ISOSTRING, "", &ev, err, sizeof(err)),
+      CM_ERR_BAD_INPUT);
+  assert_string_equal(err, "after.birthDate: an integer, but "
+                           "time.precision.mode isostring writes dates as "
+                           "ISO-8601 text");
+  free(val);
+  val = patient_event("\"1987-04-12Z\"");
+  assert_int_equal(
+      decode_with(val, CM_TIME_ISOSTRING, "", &ev, err, sizeof(err)), CM_OK);
+  assert_int_equal(ev.after[CM_PATIENT_BIRTH_DATE].i, 6310);
+  cm_event_clear(&ev);
+  free(val);
+}
+
 /* ---- keys ------------------------------------------------------------- */
 
 static void test_keys(void **state) {
@@ -988,7 +1185,9 @@ static void test_keys(void **state) {
   expect_bad("null", user_event, "missing key");
   expect_bad("{\"schema\":null,\"payload\":null}", user_event, "missing key");
   expect_bad("{}", user_event, "key: no id field");
-  expect_bad("{\"id\":\"7\"}", user_event, "key.id: not an integer");
+  expect_bad("{\"id\":\"7x\"}", user_event, "key.id: not an integer");
+  expect_bad("{\"id\":\"7.0\"}", user_event, "key.id: not an integer");
+  expect_bad("{\"id\":\"\"}", user_event, "key.id: not an integer");
   expect_bad("{\"id\":7.5}", user_event, "key.id: not an integer");
   expect_bad("\"7\"", user_event, "key: not an object or integer");
   expect_bad("[7]", user_event, "key: not an object or integer");
@@ -1005,6 +1204,236 @@ static void test_key_mismatch_before(void **state) {
   free(val);
 }
 
+/* ---- shapes beyond the plain envelope (docs/design.md §1.2) ------------ */
+
+/* Numbers written as decimal text: keys, integer columns, positions. */
+static void test_text_numbers(void **state) {
+  static const char wrapped[] =
+      "{\"schema\":{\"type\":\"struct\",\"name\":\"legacy.public.User.Key\","
+      "\"optional\":false,\"fields\":[{\"name\":\"id\",\"index\":\"0\","
+      "\"schema\":{\"type\":\"INT32\",\"optional\":\"false\"}}]},"
+      "\"payload\":{\"id\":\"7\"}}";
+  cm_event_t ev;
+  char err[256];
+
+  (void)state;
+  decode_mutated("source", "lsn", "\"24023128\"", &ev);
+  assert_true(ev.has_lsn);
+  assert_int_equal(ev.lsn, 24023128);
+  cm_event_clear(&ev);
+  decode_mutated("source", "lsn", "\"0/16E9058\"", &ev); /* PostgreSQL's */
+  assert_int_equal(ev.lsn, 0x16E9058);
+  cm_event_clear(&ev);
+  decode_mutated("source", "lsn", "\"1A/0000002b\"", &ev);
+  assert_int_equal(ev.lsn, (INT64_C(0x1A) << 32) | 0x2b);
+  cm_event_clear(&ev);
+  decode_mutated("source", "txId", "\"771\"", &ev);
+  assert_true(ev.has_tx_id);
+  assert_int_equal(ev.tx_id, 771);
+  cm_event_clear(&ev);
+  decode_mutated("after", "clinicId", "\"3\"", &ev);
+  assert_int_equal(ev.after[CM_USER_CLINIC_ID].kind, CM_VAL_INT);
+  assert_int_equal(ev.after[CM_USER_CLINIC_ID].i, 3);
+  cm_event_clear(&ev);
+  decode_mutated("after", "id", "\"7\"", &ev);
+  assert_int_equal(ev.after[CM_USER_ID].i, 7);
+  cm_event_clear(&ev);
+  assert_int_equal(
+      decode_str("{\"id\":\"7\"}", user_event, &ev, err, sizeof(err)), CM_OK);
+  assert_int_equal(ev.key, 7);
+  cm_event_clear(&ev);
+  assert_int_equal(decode_str(wrapped, user_event, &ev, err, sizeof(err)),
+                   CM_OK);
+  assert_int_equal(ev.key, 7);
+  cm_event_clear(&ev);
+  expect_bad("{\"id\":\"8\"}", user_event, "after.id: 7 does not match");
+}
+
+/* A flattened User 7 (ExtractNewRecordState, add.fields=op,table,lsn,
+ * source.ts_ms, delete.tombstone.handling.mode=rewrite), with @p meta
+ * replacing its metadata members. */
+static char *flat_user(const char *meta) {
+  static const char row[] =
+      "{\"id\":7,\"clinicId\":3,\"email\":\"i.petrov@clinic3.example\","
+      "\"phone\":null,\"firstName\":\"Ivan\",\"lastName\":\"Petrov\","
+      "\"role\":\"DOCTOR\",\"specialization\":null,\"licenseNumber\":null,"
+      "\"isActive\":true,\"createdAt\":\"2023-05-10T07:00:00Z\","
+      "\"updatedAt\":\"2025-01-22T10:15:30.123456Z\"%s%s}";
+  size_t n = sizeof(row) + strlen(meta) + 2;
+  char *out = malloc(n);
+
+  assert_non_null(out);
+  snprintf(out, n, row, meta[0] != '\0' ? "," : "", meta);
+  return out;
+}
+
+static void expect_flat(const char *meta, cm_op_t op, int64_t lsn) {
+  char *val = flat_user(meta);
+  cm_event_t ev;
+  char err[256];
+
+  if (decode_str(user_key, val, &ev, err, sizeof(err)) != CM_OK) {
+    print_error("%s: %s\n", meta, err);
+    fail();
+  }
+  assert_int_equal(ev.op, op);
+  assert_int_equal(ev.table, CM_TABLE_USER);
+  assert_int_equal(ev.key, 7);
+  assert_true(ev.has_lsn);
+  assert_int_equal(ev.lsn, lsn);
+  if (op == CM_OP_DELETE) {
+    assert_true(ev.has_before && !ev.has_after);
+    assert_int_equal(ev.before[CM_USER_ID].i, 7);
+  } else {
+    assert_true(ev.has_after && !ev.has_before);
+    assert_string_equal(ev.after[CM_USER_EMAIL].s, "i.petrov@clinic3.example");
+    assert_int_equal(ev.after[CM_USER_UPDATED_AT].i, 1737540930123456);
+  }
+  assert_disp(&ev, CM_DISP_APPLY, NULL);
+  cm_event_clear(&ev);
+  free(val);
+}
+
+static void expect_flat_bad(const char *meta, const char *why) {
+  char *val = flat_user(meta);
+
+  expect_bad(user_key, val, why);
+  free(val);
+}
+
+static void test_flattened(void **state) {
+  static const char schema_form[] =
+      "{\"schema\":{\"type\":\"struct\",\"optional\":false,\"name\":"
+      "\"legacy.public.Appointment.Value\",\"fields\":["
+      "{\"type\":\"int32\",\"optional\":false,\"field\":\"id\"},"
+      "{\"type\":\"int64\",\"optional\":false,\"name\":"
+      "\"io.debezium.time.MicroTimestamp\",\"field\":\"startsAt\"},"
+      "{\"type\":\"string\",\"optional\":true,\"field\":\"__lsn\"}]},"
+      "\"payload\":{\"id\":501,\"clinicId\":3,\"doctorId\":7,\"patientId\":"
+      "42,\"startsAt\":1738573200000000,\"endsAt\":"
+      "\"2025-02-03T09:30:00Z\",\"status\":\"SCHEDULED\",\"reason\":null,"
+      "\"createdAt\":\"2025-01-22T10:15:30Z\",\"updatedAt\":"
+      "\"2025-01-22T10:15:30Z\",\"__lsn\":\"24023400\"}}";
+  cm_event_t ev;
+  char err[256];
+
+  (void)state;
+  expect_flat("\"__op\":\"u\",\"__table\":\"User\",\"__lsn\":\"24023128\","
+              "\"__source_ts_ms\":\"1737540930456\",\"__deleted\":\"false\"",
+              CM_OP_UPDATE, 24023128);
+  expect_flat("\"__op\":\"c\",\"__lsn\":24023128", CM_OP_CREATE, 24023128);
+  expect_flat("\"__op\":\"r\",\"__snapshot\":\"true\",\"__lsn\":5", CM_OP_READ,
+              5);
+  expect_flat("\"__lsn\":5", CM_OP_UPDATE, 5);
+  expect_flat("\"__source_lsn\":6,\"__source_table\":\"User\"", CM_OP_UPDATE,
+              6);
+  expect_flat("\"__deleted\":\"true\",\"__lsn\":9", CM_OP_DELETE, 9);
+  expect_flat("\"__deleted\":true,\"__op\":\"d\",\"__lsn\":9", CM_OP_DELETE, 9);
+  /* the source_ts_ms, the table from the topic */
+  {
+    char *val = flat_user("\"__lsn\":5,\"__source_ts_ms\":\"1737540930456\"");
+
+    assert_int_equal(decode_str(user_key, val, &ev, err, sizeof(err)), CM_OK);
+    assert_int_equal(ev.source_ts_ms, 1737540930456);
+    cm_event_clear(&ev);
+    assert_int_equal(cm_event_decode("legacy.public.Patient", user_key,
+                                     strlen(user_key), val, strlen(val), &ev,
+                                     err, sizeof(err)),
+                     CM_OK);
+    assert_int_equal(ev.table, CM_TABLE_PATIENT); /* the topic names it */
+    cm_event_clear(&ev);
+    assert_int_equal(cm_event_decode("legacy.public.Doctor", user_key,
+                                     strlen(user_key), val, strlen(val), &ev,
+                                     err, sizeof(err)),
+                     CM_ERR_BAD_INPUT);
+    assert_string_equal(err, "unknown table \"Doctor\"");
+    free(val);
+  }
+  /* the schema form: the table from the schema's name, the unit from its
+   * semantic type */
+  if (cm_event_decode("clinicmig.replay", "{\"id\":501}", 10, schema_form,
+                      strlen(schema_form), &ev, err, sizeof(err)) != CM_OK) {
+    print_error("schema form: %s\n", err);
+    fail();
+  }
+  assert_int_equal(ev.table, CM_TABLE_APPOINTMENT);
+  assert_int_equal(ev.op, CM_OP_UPDATE);
+  assert_int_equal(ev.lsn, 24023400);
+  assert_int_equal(ev.after[CM_APPT_STARTS_AT].i, 1738573200000000);
+  assert_int_equal(ev.after[CM_APPT_ENDS_AT].i, 1738575000000000);
+  cm_event_clear(&ev);
+  expect_flat_bad("\"__op\":\"u\",\"__table\":\"User\"",
+                  "__lsn: missing: a flattened event (ExtractNewRecordState) "
+                  "carries no stream position unless its add.fields has lsn, "
+                  "and cannot be ordered");
+  expect_flat_bad("", "__lsn: missing");
+  expect_flat_bad("\"__op\":\"r\",\"__snapshot\":\"incremental\"",
+                  "source.lsn: missing in an incremental snapshot read");
+  expect_flat_bad("\"__op\":\"u\",\"__deleted\":\"true\",\"__lsn\":1",
+                  "__op and __deleted disagree");
+  expect_flat_bad("\"__op\":\"d\",\"__deleted\":\"false\",\"__lsn\":1",
+                  "__op and __deleted disagree");
+  expect_flat_bad("\"__deleted\":\"yes\",\"__lsn\":1",
+                  "__deleted: not \"true\" or \"false\"");
+  expect_flat_bad("\"__op\":\"t\",\"__lsn\":1",
+                  "__op: \"t\" is not c, u, d or r");
+  expect_flat_bad("\"__op\":1,\"__lsn\":1", "__op: not a string");
+  expect_flat_bad("\"__lsn\":\"x\"", "__lsn: not a non-negative integer");
+  expect_flat_bad("\"__lsn\":1,\"__txId\":\"x\"", "__txId: not an integer");
+  expect_flat_bad("\"__lsn\":1,\"__table\":\"Doctor\"",
+                  "unknown table \"Doctor\"");
+  expect_flat_bad("\"__lsn\":1,\"__table\":5", "__table: not a string");
+}
+
+/* Debezium's heartbeat: skipped, in both JSON forms. */
+static void test_heartbeat(void **state) {
+  static const char wrapped[] =
+      "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"int64\","
+      "\"optional\":false,\"field\":\"ts_ms\"}],\"optional\":false,\"name\":"
+      "\"io.debezium.connector.common.Heartbeat\"},\"payload\":{\"ts_ms\":"
+      "1737540930456}}";
+  cm_event_t ev;
+  char err[256];
+
+  (void)state;
+  assert_int_equal(cm_event_decode("__debezium-heartbeat.legacy",
+                                   "{\"serverName\":\"legacy\"}", 23,
+                                   "{\"ts_ms\":1737540930456}", 23, &ev, err,
+                                   sizeof(err)),
+                   CM_OK);
+  assert_int_equal(ev.op, CM_OP_HEARTBEAT);
+  assert_int_equal(ev.ts_ms, 1737540930456);
+  assert_disp(&ev, CM_DISP_SKIP, "heartbeat");
+  expect_json(&ev, "{\"table\":null,\"op\":\"heartbeat\",\"snapshot\":"
+                   "\"false\",\"ts_ms\":1737540930456,\"before\":null,"
+                   "\"after\":null}");
+  cm_event_clear(&ev);
+  assert_int_equal(decode_str(NULL, wrapped, &ev, err, sizeof(err)), CM_OK);
+  assert_int_equal(ev.op, CM_OP_HEARTBEAT);
+  cm_event_clear(&ev);
+  expect_bad(NULL, "{\"ts_ms\":1,\"x\":2}", "op: missing");
+}
+
+/* An incremental snapshot read carries no LSN (Debezium leaves it out):
+ * refused with its own reason. */
+static void test_incremental_snapshot(void **state) {
+  char *v1 = mutate(user_event, "source", "lsn", NULL);
+  char *v2 = mutate(v1, "source", "txId", NULL);
+  char *v3 = mutate(v2, "source", "snapshot", "\"incremental\"");
+  char *v4 = mutate(v3, "", "op", "\"r\"");
+
+  (void)state;
+  expect_bad(user_key, v4,
+             "source.lsn: missing in an incremental snapshot read, which "
+             "cannot be ordered against live changes (backfill with "
+             "clinicmig-replay db instead)");
+  expect_bad(user_key, v2, "source.lsn: missing, the event cannot be ordered");
+  free(v1);
+  free(v2);
+  free(v3);
+  free(v4);
+}
+
 /* ---- bad input ---------------------------------------------------------- */
 
 static void test_bad_values(void **state) {
@@ -1015,7 +1444,9 @@ static void test_bad_values(void **state) {
       {"after", "isActive", NULL, "after.isActive: missing required column"},
       {"after", "email", "null", "after.email: null in a not-null column"},
       {"after", "createdAt", "null", "after.createdAt: null in a not-null"},
-      {"after", "clinicId", "\"3\"", "after.clinicId: not an integer"},
+      {"after", "clinicId", "\"3.0\"", "after.clinicId: not an integer"},
+      {"after", "clinicId", "\" 3\"", "after.clinicId: not an integer"},
+      {"after", "clinicId", "\"\"", "after.clinicId: not an integer"},
       {"after", "clinicId", "3.5", "after.clinicId: not an integer"},
       {"after", "clinicId", "3e0", "after.clinicId: not an integer"},
       {"after", "clinicId", "9223372036854775808",
@@ -1024,7 +1455,7 @@ static void test_bad_values(void **state) {
       {"after", "isActive", "1", "after.isActive: not a boolean"},
       {"after", "firstName", "5", "after.firstName: not a string"},
       {"after", "role", "[\"DOCTOR\"]", "after.role: not a string"},
-      {"before", "clinicId", "\"3\"", "before.clinicId: not an integer"},
+      {"before", "clinicId", "\"x3\"", "before.clinicId: not an integer"},
       {"", "after", "null", "after: missing for op 'u'"},
       {"", "after", NULL, "after: missing for op 'u'"},
       {"", "after", "[]", "after: not an object"},
@@ -1038,10 +1469,15 @@ static void test_bad_values(void **state) {
       {"", "source", "\"s\"", "source: missing or not an object"},
       {"source", "lsn", NULL, "source.lsn: missing"},
       {"source", "lsn", "null", "source.lsn: missing"},
-      {"source", "lsn", "\"24023128\"", "source.lsn: not a non-negative"},
+      {"source", "lsn", "\"24023128x\"", "source.lsn: not a non-negative"},
+      {"source", "lsn", "\"-1\"", "source.lsn: not a non-negative"},
+      {"source", "lsn", "\"0/\"", "source.lsn: not a non-negative"},
+      {"source", "lsn", "\"1/G\"", "source.lsn: not a non-negative"},
+      {"source", "lsn", "\"1/123456789\"", "source.lsn: not a non-negative"},
+      {"source", "lsn", "true", "source.lsn: not a non-negative"},
       {"source", "lsn", "-1", "source.lsn: not a non-negative"},
       {"source", "lsn", "2.4e7", "source.lsn: not a non-negative"},
-      {"source", "txId", "\"771\"", "source.txId: not an integer"},
+      {"source", "txId", "\"77 1\"", "source.txId: not an integer"},
       {"source", "table", "\"Doctor\"", "unknown table \"Doctor\""},
       {"source", "table", "\"user\"", "unknown table \"user\""},
       {"source", "table", NULL, "source.table: missing"},
@@ -1287,10 +1723,17 @@ int main(void) {
       cmocka_unit_test(test_lenient_fields),
       cmocka_unit_test(test_schema_timestamps),
       cmocka_unit_test(test_schema_timestamp_names),
-      cmocka_unit_test(test_guessed_timestamps),
+      cmocka_unit_test(test_configured_timestamps),
+      cmocka_unit_test(test_semantic_type_wins),
+      cmocka_unit_test(test_configured_dates),
+      cmocka_unit_test(test_coltypes),
       cmocka_unit_test(test_zoned_timestamps),
       cmocka_unit_test(test_dates),
       cmocka_unit_test(test_keys),
+      cmocka_unit_test(test_text_numbers),
+      cmocka_unit_test(test_flattened),
+      cmocka_unit_test(test_heartbeat),
+      cmocka_unit_test(test_incremental_snapshot),
       cmocka_unit_test(test_key_mismatch_before),
       cmocka_unit_test(test_bad_values),
       cmocka_unit_test(test_malformed),

@@ -10,7 +10,8 @@
  * and the two ways a schema source can fail (no source, a registry that
  * cannot be reached). Messages are built here, field by field, against
  * schemas written into a temporary schema directory: 5 (an envelope of
- * User), 6 (its key) and 7 (the envelope with clinicId as a string).
+ * User), 6 (its key), 7 (the envelope with clinicId as a string) and 8
+ * (the envelope with updatedAt a long without a semantic type).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,11 +104,12 @@ static void header(out_t *o, int id) {
   put_byte(o, id);
 }
 
-/* The after image of User 7; clinicId as a string under schema 7. */
-static void put_row(out_t *o, int clinic_as_string) {
+/* The after image of User 7; clinicId as the string @p clinic under
+ * schema 7. */
+static void put_row(out_t *o, const char *clinic) {
   put_long(o, 7);
-  if (clinic_as_string)
-    put_str(o, "x-secret-3");
+  if (clinic != NULL)
+    put_str(o, clinic);
   else
     put_long(o, 3);
   put_str(o, "i.petrov@clinic3.example");
@@ -138,7 +140,7 @@ static void envelope(out_t *o, int schema_id) {
   header(o, schema_id);
   put_long(o, 0); /* before: null */
   put_long(o, 1); /* after: Value */
-  put_row(o, schema_id == 7);
+  put_row(o, schema_id == 7 ? "x-secret-3" : NULL);
   put_tail(o);
 }
 
@@ -158,8 +160,18 @@ static void write_file(const char *name, const char *text) {
   fclose(f);
 }
 
+/* @p text with the first @p from replaced by @p to, into @p out. */
+static void replace(char *out, size_t size, const char *text, const char *from,
+                    const char *to) {
+  const char *at = strstr(text, from);
+
+  assert_non_null(at);
+  snprintf(out, size, "%.*s%s%s", (int)(at - text), text, to,
+           at + strlen(from));
+}
+
 static int setup(void **state) {
-  char text[4096];
+  char text[4096], text8[4096];
   cm_schemas_conf_t sc = {NULL, NULL, NULL, dir, 0};
   char err[256];
 
@@ -171,17 +183,23 @@ static int setup(void **state) {
   write_file("6.avsc", key_schema);
   snprintf(text, sizeof(text), envelope_fmt, "string");
   write_file("7.avsc", text);
+  snprintf(text, sizeof(text), envelope_fmt, "int");
+  replace(text8, sizeof(text8), text,
+          "{\"type\":\"long\",\"connect.name\":"
+          "\"io.debezium.time.MicroTimestamp\"}",
+          "\"long\"");
+  write_file("8.avsc", text8);
   schemas = cm_schemas_new(&sc, err, sizeof(err));
   return schemas != NULL ? 0 : -1;
 }
 
 static int teardown(void **state) {
   char path[128];
-  const char *names[] = {"5.avsc", "6.avsc", "7.avsc"};
+  const char *names[] = {"5.avsc", "6.avsc", "7.avsc", "8.avsc"};
   size_t i;
 
   cm_schemas_destroy(schemas);
-  for (i = 0; i < 3; i++) {
+  for (i = 0; i < 4; i++) {
     snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
     unlink(path);
   }
@@ -323,6 +341,47 @@ static void test_without_source(void **state) {
   assert_non_null(strstr(err, "no schema registry or directory"));
 }
 
+/* Decimal text in an integer column (decimal.handling.mode=string), and a
+ * timestamp without a semantic type, read in the configured unit as
+ * decode.c reads schemaless JSON. */
+static void test_text_and_units(void **state) {
+  cm_decode_opts_t o = {NULL, CM_TIME_ADAPTIVE, NULL};
+  cm_coltypes_t types;
+  out_t k, v;
+  char err[512];
+  cm_event_t ev;
+
+  avro_key(&k);
+  header(&v, 7);
+  put_long(&v, 0);
+  put_long(&v, 1);
+  put_row(&v, "3");
+  put_tail(&v);
+  assert_int_equal(decode(&k, &v, &ev, err, sizeof(err)), CM_OK);
+  assert_int_equal(ev.after[CM_USER_CLINIC_ID].kind, CM_VAL_INT);
+  assert_int_equal(ev.after[CM_USER_CLINIC_ID].i, 3);
+  cm_event_clear(&ev);
+  envelope(&v, 8);
+  expect_bad(&k, &v, "after.updatedAt: an integer, but a timestamptz column");
+  assert_int_equal(cm_coltypes_parse("User.updatedAt=timestamp(6)", &types, err,
+                                     sizeof(err)),
+                   0);
+  o.schemas = schemas;
+  o.coltypes = &types;
+  assert_int_equal(cm_event_decode_opts(USER_TOPIC, k.b, k.n, v.b, v.n, &o, &ev,
+                                        err, sizeof(err)),
+                   CM_OK);
+  assert_int_equal(ev.after[CM_USER_UPDATED_AT].i, INT64_C(1737540930123456));
+  cm_event_clear(&ev);
+  o.time_mode = CM_TIME_CONNECT;
+  assert_int_equal(cm_event_decode_opts(USER_TOPIC, k.b, k.n, v.b, v.n, &o, &ev,
+                                        err, sizeof(err)),
+                   CM_ERR_BAD_INPUT);
+  assert_string_equal(err, "after.updatedAt: timestamp out of range in "
+                           "milliseconds (time.precision.mode connect, "
+                           "legacy type timestamp(4-6))");
+}
+
 /* A registry that cannot be reached is no fault of the message. */
 static void test_registry_down(void **state) {
   cm_schemas_conf_t sc = {"http://127.0.0.1:1", "u:p", NULL, NULL, 500};
@@ -350,6 +409,7 @@ int main(void) {
       cmocka_unit_test(test_lengths),
       cmocka_unit_test(test_structure),
       cmocka_unit_test(test_without_source),
+      cmocka_unit_test(test_text_and_units),
       cmocka_unit_test(test_registry_down),
   };
 

@@ -8,7 +8,8 @@
  * (cm_event_decode2, cm_event_disposition), so its verdict is the worker's.
  * Binary messages (Avro in Confluent's wire format) come as `key_b64` and
  * `payload_b64`; their writer schemas from --schema-registry-url or
- * --schema-dir, as the worker's options name them.
+ * --schema-dir, as the worker's options name them. --time-precision-mode
+ * and --legacy-column-types are the worker's options of the same names.
  *
  * Its output holds column values (names, phones, emails) of the messages
  * the operator is reading: it is for a terminal, never for logs.
@@ -35,6 +36,7 @@ static const char usage[] =
     "Usage: clinicmig-decode [--schema-registry-url URL]\n"
     "         [--schema-registry-basic-auth-user-info USER:PASSWORD]\n"
     "         [--schema-registry-ssl-ca-location FILE] [--schema-dir DIR]\n"
+    "         [--time-precision-mode MODE] [--legacy-column-types SPEC]\n"
     "         [--help]\n"
     "\n"
     "Reads Kafka messages as `kcat -C -J` prints them, one JSON object a\n"
@@ -52,8 +54,17 @@ static const char usage[] =
     "messages in Confluent's wire format are decoded with their writer\n"
     "schema from the registry (--schema-registry-url) or a directory of\n"
     "<id>.avsc files (--schema-dir); a registry that cannot answer for now\n"
-    "gives \"status\": \"error\" (the worker would wait and retry). A\n"
-    "message with a " ERRORS_TOPIC_HEADER " header (read back from a\n"
+    "gives \"status\": \"error\" (the worker would wait and retry).\n"
+    "\n"
+    "A temporal number without a semantic type (the JSON converter with\n"
+    "schemas.enable=false) is read in the unit the connector writes: give\n"
+    "its time.precision.mode (--time-precision-mode: adaptive,\n"
+    "adaptive_time_microseconds (the default), connect, microseconds,\n"
+    "nanoseconds, isostring) and the legacy timestamp columns that are not\n"
+    "timestamptz (--legacy-column-types, e.g. '*.*=timestamp(3)' or\n"
+    "'Appointment.startsAt=timestamp(6)'), as the worker is configured.\n"
+    "\n"
+    "A message with a " ERRORS_TOPIC_HEADER " header (read back from a\n"
     "dead-letter topic) is decoded as if read from the topic it names,\n"
     "shown as \"source_topic\". A line that is not such an object prints\n"
     "{\"line\": N, \"status\": \"error\", \"reason\": ...} and reading goes\n"
@@ -230,7 +241,7 @@ static int line_bytes(const cJSON *msg, const char *name, bytes_t *b,
 
 /* Decodes one message into @p out: status, reason and event. */
 static void decode_into(cJSON *out, const char *topic, const bytes_t *key,
-                        const bytes_t *val, cm_schemas_t *schemas) {
+                        const bytes_t *val, const cm_decode_opts_t *opts) {
   static const char *const status[] = {"apply", "skip", "dead_letter"};
   cm_event_t ev;
   char err[512];
@@ -238,8 +249,8 @@ static void decode_into(cJSON *out, const char *topic, const bytes_t *key,
   cm_disposition_t disp;
   int rc;
 
-  rc = cm_event_decode2(topic, key->p, key->len, val->p, val->len, schemas, &ev,
-                        err, sizeof(err));
+  rc = cm_event_decode_opts(topic, key->p, key->len, val->p, val->len, opts,
+                            &ev, err, sizeof(err));
   if (rc == CM_ERR_NOMEM || rc == CM_ERR_RETRY) {
     cJSON_AddStringToObject(out, "status", "error");
     cJSON_AddStringToObject(out, "reason", err);
@@ -267,7 +278,7 @@ static void copy_member(cJSON *out, const cJSON *in, const char *name) {
 }
 
 /* The output for one kcat message; NULL with *why set if it is not one. */
-static cJSON *process_message(const cJSON *msg, cm_schemas_t *schemas,
+static cJSON *process_message(const cJSON *msg, const cm_decode_opts_t *opts,
                               const char **why) {
   const cJSON *topic = cJSON_GetObjectItemCaseSensitive(msg, "topic");
   const char *src;
@@ -296,7 +307,7 @@ static cJSON *process_message(const cJSON *msg, cm_schemas_t *schemas,
   copy_member(out, msg, "offset");
   if (src != NULL)
     cJSON_AddStringToObject(out, "source_topic", src);
-  decode_into(out, src != NULL ? src : topic->valuestring, &key, &val, schemas);
+  decode_into(out, src != NULL ? src : topic->valuestring, &key, &val, opts);
   free(key.owned);
   free(val.owned);
   return out;
@@ -328,7 +339,7 @@ static void print_error(unsigned long lineno, const char *why) {
 
 /* Handles one input line. */
 static void process_line(const char *line, size_t len, unsigned long lineno,
-                         cm_schemas_t *schemas) {
+                         const cm_decode_opts_t *opts) {
   const char *why = "not a JSON object";
   cJSON *msg, *out = NULL;
 
@@ -338,7 +349,7 @@ static void process_line(const char *line, size_t len, unsigned long lineno,
   if (msg == NULL)
     why = "not valid JSON";
   else if (cJSON_IsObject(msg))
-    out = process_message(msg, schemas, &why);
+    out = process_message(msg, opts, &why);
   if (out != NULL)
     print_json(out);
   else
@@ -347,8 +358,21 @@ static void process_line(const char *line, size_t len, unsigned long lineno,
   cJSON_Delete(msg);
 }
 
-/* The schema options of clinicmig-decode and where each goes. */
-static const char **opt_slot(cm_schemas_conf_t *sc, const char *flag) {
+/* The options of clinicmig-decode, as text. */
+typedef struct args_s {
+  cm_schemas_conf_t sc;
+  const char *time_mode;
+  const char *coltypes;
+} args_t;
+
+/* Where each option goes. */
+static const char **opt_slot(args_t *a, const char *flag) {
+  cm_schemas_conf_t *sc = &a->sc;
+
+  if (strcmp(flag, "--time-precision-mode") == 0)
+    return &a->time_mode;
+  if (strcmp(flag, "--legacy-column-types") == 0)
+    return &a->coltypes;
   if (strcmp(flag, "--schema-registry-url") == 0)
     return &sc->registry_url;
   if (strcmp(flag, "--schema-registry-basic-auth-user-info") == 0)
@@ -361,16 +385,16 @@ static const char **opt_slot(cm_schemas_conf_t *sc, const char *flag) {
 }
 
 /*
- * Reads the options into @p sc. @returns 0, 1 for --help, 2 on bad usage.
+ * Reads the options into @p a. @returns 0, 1 for --help, 2 on bad usage.
  */
-static int parse_args(int argc, char **argv, cm_schemas_conf_t *sc) {
+static int parse_args(int argc, char **argv, args_t *a) {
   const char **slot;
   int i;
 
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
       return 1;
-    slot = opt_slot(sc, argv[i]);
+    slot = opt_slot(a, argv[i]);
     if (slot == NULL || i + 1 >= argc) {
       fprintf(stderr, "clinicmig-decode: %s \"%s\"\n\n%s",
               slot == NULL ? "unknown argument" : "no value for", argv[i],
@@ -382,36 +406,61 @@ static int parse_args(int argc, char **argv, cm_schemas_conf_t *sc) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  cm_schemas_conf_t sc = {NULL, NULL, NULL, NULL, 0};
-  cm_schemas_t *schemas = NULL;
-  unsigned long lineno = 0;
-  size_t cap = 0, len;
-  char *line = NULL, err[512];
-  int rc, too_long;
+/* The decoding options from the command line; 0, or 2 after saying why. */
+static int make_opts(const args_t *a, cm_decode_opts_t *o,
+                     cm_coltypes_t *coltypes) {
+  char err[512];
 
-  rc = parse_args(argc, argv, &sc);
-  if (rc == 1)
-    fputs(usage, stdout);
-  if (rc != 0)
-    return rc == 1 ? 0 : 2;
-  if (sc.registry_url != NULL || sc.dir != NULL) {
-    schemas = cm_schemas_new(&sc, err, sizeof(err));
-    if (schemas == NULL) {
+  memset(o, 0, sizeof(*o));
+  o->coltypes = coltypes;
+  if (a->time_mode != NULL && cm_time_mode_parse(a->time_mode, &o->time_mode)) {
+    fprintf(stderr,
+            "clinicmig-decode: --time-precision-mode: expected adaptive, "
+            "adaptive_time_microseconds, connect, microseconds, nanoseconds "
+            "or isostring, got \"%s\"\n",
+            a->time_mode);
+    return 2;
+  }
+  if (cm_coltypes_parse(a->coltypes, coltypes, err, sizeof(err)) != 0) {
+    fprintf(stderr, "clinicmig-decode: --legacy-column-types: %s\n", err);
+    return 2;
+  }
+  if (a->sc.registry_url != NULL || a->sc.dir != NULL) {
+    o->schemas = cm_schemas_new(&a->sc, err, sizeof(err));
+    if (o->schemas == NULL) {
       fprintf(stderr, "clinicmig-decode: %s\n", err);
       return 2;
     }
   }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  args_t args = {{NULL, NULL, NULL, NULL, 0}, NULL, NULL};
+  cm_coltypes_t coltypes;
+  cm_decode_opts_t opts;
+  unsigned long lineno = 0;
+  size_t cap = 0, len;
+  char *line = NULL;
+  int rc, too_long;
+
+  rc = parse_args(argc, argv, &args);
+  if (rc == 1)
+    fputs(usage, stdout);
+  if (rc != 0)
+    return rc == 1 ? 0 : 2;
+  if (make_opts(&args, &opts, &coltypes) != 0)
+    return 2;
   setvbuf(stdout, NULL, _IOLBF, 0);
   while ((rc = read_line(stdin, &line, &cap, &len, &too_long)) > 0) {
     lineno++;
     if (too_long || line == NULL)
       print_error(lineno, "line too long");
     else
-      process_line(line, len, lineno, schemas);
+      process_line(line, len, lineno, &opts);
   }
   free(line);
-  cm_schemas_destroy(schemas);
+  cm_schemas_destroy(opts.schemas);
   if (rc < 0) {
     fprintf(stderr, "clinicmig-decode: could not read standard input: %s\n",
             strerror(errno));
