@@ -12,7 +12,10 @@
  * one byte past either. The decoder's contract (cm_event.h) is that every byte
  * string gives an event or a reason: a crash, a leak, a sanitizer report or an
  * OK without an event is a bug. Decoded events also go through cm_event_to_json
- * and cm_event_disposition, as clinicmig-decode uses them.
+ * and cm_event_disposition, as clinicmig-decode uses them. The input's
+ * length picks the time.precision.mode and whether timestamp columns are
+ * declared timestamp without time zone, so that temporal numbers are read
+ * under every configuration (docs/design.md §1.2).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -95,7 +98,21 @@ static size_t text_key(const uint8_t **data, size_t *size, char **key) {
   return sep;
 }
 
+/* Timestamp columns of both precisions without time zone. */
+static const cm_coltypes_t *coltypes(void) {
+  static cm_coltypes_t types;
+  static int done;
+  char err[256];
+
+  if (!done && cm_coltypes_parse("*.*=timestamp(3),*.startsAt=timestamp(6)",
+                                 &types, err, sizeof(err)) != 0)
+    abort();
+  done = 1;
+  return &types;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  cm_decode_opts_t opts;
   char err[256];
   cm_event_t ev;
   char *key = NULL, *val;
@@ -107,8 +124,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   else
     key_len = text_key(&data, &size, &key);
   val = copy(data, size);
-  rc = cm_event_decode2("legacy.public.Patient", key, key_len, val, size,
-                        schema_source(), &ev, err, sizeof(err));
+  opts.schemas = schema_source();
+  opts.time_mode = (cm_time_mode_t)(size % (CM_TIME_ISOSTRING + 1));
+  opts.coltypes = size % 2 == 0 ? NULL : coltypes();
+  rc = cm_event_decode_opts("legacy.public.Patient", key, key_len, val, size,
+                            &opts, &ev, err, sizeof(err));
   if (rc == CM_OK && ev.op == 0)
     abort(); /* OK must mean an event */
   if (rc == CM_OK)

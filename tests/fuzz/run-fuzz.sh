@@ -5,9 +5,10 @@
 #
 # Configures BUILD_DIR (default /tmp/build-fuzz) with CC=clang CXX=clang++
 # -DCM_FUZZ=ON, builds only fuzz_decode, seeds a corpus from the fixtures
-# in tests/data/decode (key, newline, value; and value alone) and from the
-# Avro messages of tests/data/decode-avro (0xFF, key length in two bytes,
-# key, value: see fuzz_decode.c), and runs
+# in tests/data/decode (key, newline, value; and value alone), the JSON
+# shapes of tests/data/decode-shapes and the Avro messages of
+# tests/data/decode-avro (0xFF, key length in two bytes, key, value: see
+# fuzz_decode.c), and runs
 # libFuzzer for SECONDS. Exits non-zero on any crash, leak or sanitizer
 # report; the log is BUILD_DIR/fuzz.log, crash inputs land in BUILD_DIR.
 set -eu
@@ -42,8 +43,21 @@ for value in "$root"/tests/data/decode/*.json; do
 done
 
 python3 - "$root/tests/data/decode-avro" "$corpus" <<'EOF'
-import base64, json, sys
+import base64, glob, json, os, sys
 src, corpus = sys.argv[1], sys.argv[2]
+# the JSON envelope shapes of tests/data/decode-shapes, key and value
+shapes = os.path.join(src, "..", "decode-shapes")
+for path in sorted(glob.glob(f"{shapes}/*.jsonl") +
+                   glob.glob(f"{shapes}/modes/*.jsonl")):
+    if path.endswith(".avro.jsonl"):
+        continue
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f):
+            m = json.loads(line)
+            name = os.path.basename(path).split(".")[0]
+            with open(f"{corpus}/seed-shapes-{name}-{n}", "wb") as out:
+                out.write((m.get("key") or "").encode() + b"\n" +
+                          (m.get("payload") or "").encode())
 for name in ("changes.avro.jsonl", "faults.avro.jsonl"):
     with open(f"{src}/{name}", encoding="utf-8") as f:
         for n, line in enumerate(f):
