@@ -1153,9 +1153,12 @@ static int flat_op(dec_t *d, const cJSON *row) {
   const cJSON *op = flat_meta(row, "op");
   const cJSON *del = cJSON_GetObjectItemCaseSensitive(row, "__deleted");
   cm_event_t *ev = d->ev;
-  int deleted, rc = flat_deleted(d, del, &deleted);
+  int deleted, rc;
   char buf[48];
 
+  if (cJSON_IsNull(del))
+    del = NULL; /* an optional field without a value, as in Avro */
+  rc = flat_deleted(d, del, &deleted);
   if (rc != CM_OK)
     return rc;
   if (op == NULL) {

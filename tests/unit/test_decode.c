@@ -1329,6 +1329,7 @@ static void test_flattened(void **state) {
               6);
   expect_flat("\"__deleted\":\"true\",\"__lsn\":9", CM_OP_DELETE, 9);
   expect_flat("\"__deleted\":true,\"__op\":\"d\",\"__lsn\":9", CM_OP_DELETE, 9);
+  expect_flat("\"__deleted\":null,\"__op\":null,\"__lsn\":9", CM_OP_UPDATE, 9);
   /* the source_ts_ms, the table from the topic */
   {
     char *val = flat_user("\"__lsn\":5,\"__source_ts_ms\":\"1737540930456\"");
