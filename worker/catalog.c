@@ -201,7 +201,7 @@ static int parse_item(char *item, cm_coltypes_t *out, char *errstr,
                       size_t errstr_size) {
   char *eq = strchr(item, '='), *dot, *col, *end;
   cm_tstype_t type;
-  int t, rc = 0, any = 0;
+  int t, rc = 0, any = 0, named = 0;
 
   end = item + strlen(item);
   while (end > item && isspace((unsigned char)end[-1]))
@@ -224,19 +224,21 @@ static int parse_item(char *item, cm_coltypes_t *out, char *errstr,
              item, col);
     return -1;
   }
-  for (t = CM_TABLE_NONE + 1; t < CM_TABLE__CNT && rc == 0; t++) {
+  /* with TABLE "*", a named column is set in the tables that have it */
+  for (t = CM_TABLE_NONE + 1; t < CM_TABLE__CNT && rc != -2; t++) {
     if (strcmp(item, "*") != 0 && strcmp(item, cm_table_name(t)) != 0)
       continue;
-    any = 1;
     rc = set_tstype(out, (cm_table_t)t, col, type);
+    any |= rc == 0;
+    named = 1;
   }
-  if (!any)
+  if (!named)
     snprintf(errstr, errstr_size, "%s: not a legacy table", item);
-  else if (rc == -1)
-    snprintf(errstr, errstr_size, "%s.%s: no such column", item, col);
   else if (rc == -2)
     snprintf(errstr, errstr_size, "%s.%s: not a timestamp column", item, col);
-  return any && rc == 0 ? 0 : -1;
+  else if (!any)
+    snprintf(errstr, errstr_size, "%s.%s: no such column", item, col);
+  return any && rc != -2 ? 0 : -1;
 }
 
 int cm_coltypes_parse(const char *spec, cm_coltypes_t *out, char *errstr,

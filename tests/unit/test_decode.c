@@ -949,6 +949,8 @@ static void test_coltypes(void **state) {
       {"startsAt=timestamp(3)", "expected TABLE.COLUMN=TYPE"},
       {"Doctor.startsAt=timestamp(3)", "Doctor: not a legacy table"},
       {"Appointment.begins=timestamp(3)", "Appointment.begins: no such column"},
+      {"*.begins=timestamp(3)", "*.begins: no such column"},
+      {"*.birthDate=timestamp(3)", "*.birthDate: not a timestamp column"},
       {"Patient.birthDate=timestamp(3)",
        "Patient.birthDate: not a timestamp column"},
       {"User.createdAt=timestamp(7)", "User.createdAt: expected timestamptz"},
@@ -983,6 +985,21 @@ static void test_coltypes(void **state) {
   assert_int_equal(t.ts[CM_TABLE_PATIENT][CM_PATIENT_CREATED_AT],
                    CM_TSTYPE_TIMESTAMPTZ);
   assert_int_equal(t.ts[CM_TABLE_PATIENT][CM_PATIENT_BIRTH_DATE], 0);
+  /* "*" with a column: the tables that have it */
+  assert_int_equal(
+      cm_coltypes_parse("*.startsAt=timestamp(6)", &t, err, sizeof(err)), 0);
+  assert_int_equal(t.ts[CM_TABLE_APPOINTMENT][CM_APPT_STARTS_AT],
+                   CM_TSTYPE_TIMESTAMP_US);
+  assert_int_equal(t.ts[CM_TABLE_APPOINTMENT][CM_APPT_ENDS_AT],
+                   CM_TSTYPE_TIMESTAMPTZ);
+  assert_int_equal(
+      cm_coltypes_parse("*.createdAt=timestamp(3)", &t, err, sizeof(err)), 0);
+  assert_int_equal(t.ts[CM_TABLE_USER][CM_USER_CREATED_AT],
+                   CM_TSTYPE_TIMESTAMP_MS);
+  assert_int_equal(t.ts[CM_TABLE_PATIENT][CM_PATIENT_CREATED_AT],
+                   CM_TSTYPE_TIMESTAMP_MS);
+  assert_int_equal(t.ts[CM_TABLE_USER][CM_USER_UPDATED_AT],
+                   CM_TSTYPE_TIMESTAMPTZ);
   assert_int_equal(t.ts[CM_TABLE_PATIENT][CM_PATIENT_CLINIC_ID], 0);
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     err[0] = '\0';
