@@ -12,8 +12,9 @@ writers' schemas. Then:
    topic.progress.format=avro, the reconciler with --output-format avro.
    clinicmig-watch --report --since (the switch) with the registry reads
    the Avro events back and gives the in-sync verdict and the same report
-   as on JSON (the "since" times aside), nothing undecodable; without a
-   registry it counts the Avro messages it cannot read and says why.
+   as on JSON (the "since" times aside), nothing undecodable, and so with
+   the schemas in a --schema-dir; without a registry it counts the Avro
+   messages it cannot read and says why.
 3. Merges, splits and mismatches planted afterwards come out in Avro too.
 4. Every message of both topics read with confluent_kafka: each Avro one
    decoded by python3-avro (an independent decoder) with the schema the
@@ -49,9 +50,9 @@ import jsonschema
 import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cmtest import (BUILD, ROOT, TOPICS, WORKER, Env, Replay,  # noqa: E402
-                    check, check_true, done, drained, message, no_drops,
-                    patient, publish, wait_until)
+from cmtest import (BUILD, ROOT, SANITIZER_MARKS, TOPICS, WORKER,  # noqa
+                    Env, Replay, check, check_true, done, drained, message,
+                    no_drops, patient, publish, wait_until)
 from cmregistry import Registry  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
@@ -84,10 +85,13 @@ def registry_args(reg):
 
 
 def watch(env, *args, timeout=120):
-    return subprocess.run(
+    r = subprocess.run(
         [WATCH, "-b", env.kafka.bootstrap, "--report", "--timeout",
          str(timeout)] + list(args), capture_output=True, text=True,
         timeout=timeout + 60)
+    check("no sanitizer report from clinicmig-watch",
+          [m for m in SANITIZER_MARKS if m in r.stderr], [])
+    return r
 
 
 def reconciler(env, name, *args):
@@ -102,6 +106,14 @@ def reconciler(env, name, *args):
 def stop(proc):
     proc.terminate()
     return proc.wait(60)
+
+
+def check_clean(env, name):
+    """The reconciler's log @name holds no sanitizer report."""
+    with open(os.path.join(env.pg.dir, f"{name}.log")) as f:
+        out = f.read()
+    check(f"no sanitizer report in {name}'s log",
+          [m for m in SANITIZER_MARKS if m in out], [])
 
 
 def normalized(report):
@@ -299,7 +311,8 @@ with Env(topics=topics) as env:
     try:
         r = watch(env)
     finally:
-        stop(rec)
+        check("the JSON reconciler exits 0 on SIGTERM", stop(rec), 0)
+    check_clean(env, "reconciler-json")
     check("JSON: --report exits 0", r.returncode, 0) or \
         print("# " + (r.stdout + r.stderr).replace("\n", "\n# "))
     report_json = r.stdout
@@ -333,6 +346,16 @@ with Env(topics=topics) as env:
         check("every registration was posted as the registry's JSON",
               sorted({t for _, t in reg.posts}),
               ["application/vnd.schemaregistry.v1+json"])
+
+        schema_dir = os.path.join(env.pg.dir, "avsc")
+        os.makedirs(schema_dir)
+        for sid, text in reg.schemas.items():
+            with open(os.path.join(schema_dir, f"{sid}.avsc"), "w") as f:
+                f.write(text)
+        r = watch(env, "--since", str(switch), "--schema-dir", schema_dir)
+        check("Avro with --schema-dir instead: the same report",
+              (r.returncode, normalized(r.stdout)),
+              (0, normalized(report_json)))
 
         r = watch(env, "--since", str(switch), "--json", timeout=8)
         check("Avro without a registry: --report does not pass",
@@ -375,6 +398,7 @@ with Env(topics=topics) as env:
         wait_until("Avro merge, split and mismatch events", planted, 60)
     finally:
         check("the Avro reconciler exits 0 on SIGTERM", stop(rec), 0)
+    check_clean(env, "reconciler-avro")
     for w in avro_workers:
         check(f"{w.name} exits 0", w.stop(), 0)
 
