@@ -1,5 +1,5 @@
 """cmregistry.py -- a schema registry for the tests: Confluent's REST API,
-the one call the worker makes.
+the calls clinicmig makes.
 
 NOTES
 GET /schemas/ids/{id} answers {"schema": "<text>"} for the ids of a dict
@@ -12,6 +12,16 @@ With tls_dir it speaks https with a self-signed certificate for
 client must trust). Setting `failing` to an HTTP status (503, say) makes it answer every
 request with it, as a registry that is up but unwell does. Requests are
 counted per id, so a test can tell a cached schema from a fetched one.
+
+POST /subjects/{subject}/versions with {"schema": "<text>"} registers a
+writer's schema, as clinicmig's Avro outputs do: the same text gets the
+same id whatever the subject (a new text the next free id, kept in
+`schemas` so GET answers it), the subject keeps its versions in order
+(`subjects`: {subject: [id, ...]}, a text registered again under a subject
+adds no version), and the answer is {"id": N}. `refuse` maps a subject to
+(status, message) to answer as a registry that finds the schema
+incompatible (409) or invalid (422) does. Each POST is kept in `posts` as
+(subject, Content-Type).
 """
 
 import base64
@@ -22,6 +32,7 @@ import re
 import ssl
 import subprocess
 import threading
+import urllib.parse
 
 import cmrun
 
@@ -51,6 +62,10 @@ class Registry:
         scheme = "https" if self.tls else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.requests = {}
+        self.subjects = {}
+        self.posts = []
+        self.refuse = {}
+        self._lock = threading.Lock()
         self.failing = None
         self.server = None
         self.thread = None
@@ -87,7 +102,52 @@ class Registry:
                                             "message": "Schema not found"})
                 return self._send(200, {"schema": reg.schemas[sid]})
 
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if self.headers.get("Authorization") != reg.auth:
+                    return self._send(401, {"error_code": 401,
+                                            "message": "Unauthorized"})
+                if reg.failing is not None:
+                    return self._send(reg.failing, {
+                        "error_code": reg.failing, "message": "unavailable"})
+                m = re.fullmatch(r"/subjects/([^/]+)/versions", self.path)
+                if not m:
+                    return self._send(404, {"error_code": 404,
+                                            "message": "HTTP 404 Not Found"})
+                subject = urllib.parse.unquote(m.group(1))
+                reg.posts.append((subject, self.headers.get("Content-Type")))
+                if subject in reg.refuse:
+                    status, message = reg.refuse[subject]
+                    return self._send(status, {"error_code": status,
+                                               "message": message})
+                try:
+                    text = json.loads(body)["schema"]
+                    if not isinstance(text, str):
+                        raise ValueError("schema is not a string")
+                except (ValueError, KeyError, TypeError):
+                    return self._send(422, {"error_code": 42201,
+                                            "message": "Invalid schema"})
+                return self._send(200, {"id": reg.register(subject, text)})
+
         return Handler
+
+    def register(self, subject, text):
+        """The id of @text, registered as a version of @subject."""
+        with self._lock:
+            sid = next((i for i, t in self.schemas.items() if t == text),
+                       None)
+            if sid is None:
+                sid = max(self.schemas, default=0) + 1
+                self.schemas[sid] = text
+            versions = self.subjects.setdefault(subject, [])
+            if sid not in versions:
+                versions.append(sid)
+            return sid
+
+    def subject_of(self, sid):
+        """The subjects that hold id @sid."""
+        return sorted(s for s, ids in self.subjects.items() if sid in ids)
 
     def start(self):
         http.server.ThreadingHTTPServer.allow_reuse_address = True
