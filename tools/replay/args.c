@@ -147,7 +147,8 @@ static const char usage_db[] =
     "                           json); avro: Confluent's wire format with\n"
     "                           schemas/replay.avsc, registered as subject\n"
     "                           TOPIC-value (the key stays JSON)\n"
-    "  --schema-registry-url URL  the registry (required with avro)\n"
+    "  --schema-registry-url URL  the registry, http:// or https://\n"
+    "                           (required with avro; unused with json)\n"
     "  --schema-registry-basic-auth-user-info USER:PASSWORD\n"
     "                           basic auth for the registry\n"
     "  --schema-registry-ssl-ca-location FILE  CA file of an https registry\n"
@@ -613,10 +614,6 @@ static int check_db(rp_opts_t *o, char *errstr, size_t size) {
     return bad(errstr, size,
                "db: --output-format avro needs --schema-registry-url (the"
                " schema is registered there)");
-  if (!o->avro && (o->registry_url || o->registry_auth || o->registry_ca))
-    return bad(errstr, size,
-               "db: the --schema-registry options go with --output-format"
-               " avro");
   for (t = 0; t < CM_TABLE__CNT; t++)
     any |= o->table[t];
   if (!any)
@@ -654,6 +651,12 @@ static int check_opts(rp_opts_t *o, char *errstr, size_t size) {
   if (!o->brokers)
     return bad(errstr, size, "%s: -b/--bootstrap-servers is required",
                mode_names[o->mode]);
+  if (o->registry_url && strncmp(o->registry_url, "http://", 7) != 0 &&
+      strncmp(o->registry_url, "https://", 8) != 0)
+    return bad(errstr, size,
+               "--schema-registry-url: expected an http:// or https:// URL,"
+               " got \"%s\"",
+               o->registry_url);
   rc = o->mode == RP_MODE_DB ? check_db(o, errstr, size)
                              : check_read(o, errstr, size);
   if (rc != 0)
