@@ -44,11 +44,13 @@ done
 python3 - "$root/tests/data/decode-avro" "$corpus" <<'EOF'
 import base64, json, sys
 src, corpus = sys.argv[1], sys.argv[2]
-for name in ("changes.avro.jsonl", "faults.avro.jsonl"):
+for name in ("changes.avro.jsonl", "faults.avro.jsonl",
+             "replay.avro.jsonl", "replay-faults.avro.jsonl"):
     with open(f"{src}/{name}", encoding="utf-8") as f:
         for n, line in enumerate(f):
             m = json.loads(line)
-            key = base64.b64decode(m.get("key_b64") or "")
+            key = (base64.b64decode(m["key_b64"]) if "key_b64" in m
+                   else (m.get("key") or "").encode())
             val = base64.b64decode(m.get("payload_b64") or "")
             with open(f"{corpus}/seed-avro-{name.split('.')[0]}-{n}",
                       "wb") as out:

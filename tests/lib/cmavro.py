@@ -19,11 +19,18 @@ Timestamp) to make the writer versions the tests need.
 
 Schemas get ids in the order they are first used; write_dir() stores
 them as <id>.avsc for schema.dir, schemas() hands them to a registry.
+
+clinicmig-replay's own messages in Avro use one schema for the whole
+replay topic, schemas/replay.avsc (docs/design.md §3): replay_schema()
+reads it from the repository and Writer.replay() writes a snapshot row or
+a range marker, given as the JSON envelope clinicmig-replay writes
+(tools/replay/README.md, "Output"), with it. The key stays JSON text.
 """
 
 import datetime
 import io
 import json
+import os
 import struct
 
 import avro.io
@@ -184,6 +191,32 @@ def _row(table, row, cols, types, extra):
     return out
 
 
+REPLAY_AVSC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                           "..", "schemas", "replay.avsc")
+
+
+def replay_schema():
+    """The replay topic's value schema, schemas/replay.avsc, as a dict."""
+    with open(REPLAY_AVSC, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _replay_source_fields(schema):
+    src = next(f for f in schema["fields"] if f["name"] == "source")
+    return [f["name"] for f in src["type"]["fields"]]
+
+
+def _replay_row(row, table):
+    """A replay row dict (JSON as clinicmig-replay writes it) as
+    python3-avro writes the record: birthDate as a date."""
+    if row is None:
+        return None
+    out = {c: row.get(c) for c in TABLE_COLS[table]}
+    if "birthDate" in out:
+        out["birthDate"] = _to_date(out["birthDate"])
+    return out
+
+
 class Writer:
     """Writes Avro messages and remembers their schemas by id."""
 
@@ -242,6 +275,31 @@ class Writer:
                               ts_ms=ts_ms)
         return (f"{cmtest.PREFIX}.public.{table}", None,
                 self.envelope(table, env))
+
+    def replay(self, env, schema=None):
+        """The Avro value of a replay envelope dict: a snapshot row (op
+        "r") or a range marker (op "range"), as clinicmig-replay writes
+        them in JSON. @p schema: the writer schema (default
+        schemas/replay.avsc); a variant must keep its field names."""
+        schema = schema or replay_schema()
+        src = env.get("source")
+        table = src.get("table") if isinstance(src, dict) else None
+        datum = {"before": _replay_row(env.get("before"), table),
+                 "after": _replay_row(env.get("after"), table),
+                 "source": ({f: src.get(f)
+                             for f in _replay_source_fields(schema)}
+                            if isinstance(src, dict) else src),
+                 "op": env.get("op"), "ts_ms": env.get("ts_ms"),
+                 "range": env.get("range")}
+        return self.encode(schema, datum)
+
+    def replay_message(self, msg, schema=None):
+        """(topic, key, value): a JSON replay message (cmtest.replay_row(),
+        cmtest.range_marker()) with its value in Avro; the key as it was,
+        JSON, in bytes."""
+        topic, key, value = msg
+        return (topic, key.encode() if isinstance(key, str) else key,
+                self.replay(json.loads(value), schema))
 
     def schemas(self):
         """{id: schema text}."""
