@@ -68,8 +68,8 @@ SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer",
                    "ERROR: LeakSanitizer")
 PARTITION_BYTES = 3 * 1024 * 1024  # well under the mock's ~5 MiB
 REPLAY_ROW_BYTES = 400  # a legacy row as a replay message, generously
-# the worker's options that name the writer schemas of Avro messages; the
-# worker and clinicmig-decode take each as --<key with dashes> VALUE
+# the worker's options that name the writer schemas of Avro messages, each
+# also a flag --<key with dashes> VALUE (clinicmig-worker --help)
 SCHEMA_OPTIONS = ("schema.registry.url",
                   "schema.registry.basic.auth.user.info",
                   "schema.registry.ssl.ca.location", "schema.dir")
@@ -128,8 +128,7 @@ def read_kcat_lines(path):
 
 
 def schema_flags(schemas):
-    """The worker's (and clinicmig-decode's) flags of @schemas, a dict of
-    SCHEMA_OPTIONS."""
+    """The worker's flags of @schemas, a dict of SCHEMA_OPTIONS."""
     out = []
     for k in SCHEMA_OPTIONS:
         if (schemas or {}).get(k):
