@@ -3,7 +3,7 @@
 (tools/replay/README.md, "db in Avro"; docs/design.md §3.1).
 
 One PostgreSQL database holds the legacy tables and the new schema side by
-side; a schema registry of the test's own (tests/lib/cmregistry.py, basic
+side; a schema registry of the test's own (tools/lib/cmregistry.py, basic
 auth) takes the replay schema and serves it to the workers.
 
 1. The initial load is a backfill in Avro while a history's live JSON

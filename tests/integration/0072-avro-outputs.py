@@ -3,7 +3,7 @@
 (docs/observability.md §2.1, docs/reconciliation.md "Avro").
 
 The seed-sized data set is backfilled through the replay topic; a schema
-registry of the test's own (lib/cmregistry.py, basic auth) takes the
+registry of the test's own (tools/lib/cmregistry.py, basic auth) takes the
 writers' schemas. Then:
 
 1. JSON, the default: two workers and the reconciler publish JSON;

@@ -1,21 +1,14 @@
-"""cmavro.py -- Debezium's Avro change events, written with python3-avro.
+"""cmavro.py -- Debezium's Avro change events of cmtest's rows.
 
 NOTES
 The worker's Avro decoder (worker/decode_avro.c) is checked against an
-independent writer: Debian's python3-avro. The events are the ones
-cmtest.message() builds as JSON (the same row dicts, the same envelope);
-this module writes them as Debezium's AvroConverter does and frames them
-in Confluent's wire format: byte 0, the 4-byte big-endian schema id, then
-Avro binary (docs/design.md §1.2).
-
-The writer schemas follow the converter's mapping of Kafka Connect
-schemas: an optional field is a union ["null", T] with default null,
-semantic types keep their name in `connect.name` (io.debezium.time.Date on
-an int, ZonedTimestamp on a string), the envelope is the record
-<prefix>.<schema>.<Table>.Envelope with before/after of the record
-...Value, source, op, ts_ms and transaction. A table's columns can be
-changed (added, dropped, a timestamp written as MicroTimestamp or
-Timestamp) to make the writer versions the tests need.
+independent writer: Debian's python3-avro, through tools/lib/avroconv.py
+(the writer schemas, Confluent's wire format, docs/design.md §1.2). This
+module adds what the tests build by hand: the events cmtest.message()
+builds as JSON (the same row dicts, the same envelope), written as
+Debezium's AvroConverter does, under writer versions a test chooses
+(columns added or dropped, a timestamp written as MicroTimestamp or
+Timestamp), and truncates.
 
 Schemas get ids in the order they are first used; write_dir() stores
 them as <id>.avsc for schema.dir, schemas() hands them to a registry.
@@ -27,168 +20,20 @@ a range marker, given as the JSON envelope clinicmig-replay writes
 (tools/replay/README.md, "Output"), with it. The key stays JSON text.
 """
 
-import datetime
-import io
 import json
 import os
-import struct
 
-import avro.io
-import avro.schema
+import avroconv
+from avroconv import (SOURCE_SCHEMA, TABLE_COLS, TIME_TYPES,
+                      TRANSACTION_SCHEMA, envelope_schema, key_schema,
+                      nullable, value_schema)
+from avroconv import _to_date
 
 import cmtest
 
-# Debezium's temporal types as an integer column: (Avro type, connect.name,
-# logicalType, unit per second).
-TIME_TYPES = {
-    "micro": ("long", "io.debezium.time.MicroTimestamp", "timestamp-micros",
-              1000000),
-    "millis": ("long", "io.debezium.time.Timestamp", "timestamp-millis",
-               1000),
-}
-
-TABLE_COLS = {"User": cmtest.USER_COLS, "Patient": cmtest.PATIENT_COLS,
-              "Appointment": cmtest.APPT_COLS}
-
-
-def nullable(table, col):
-    """The catalog's nullability (include/clinicmig/cm_catalog.h)."""
-    return col in cmtest._NULLABLE and not (table == "User" and
-                                            col == "email")
-
-
-def _column_type(table, col, variant):
-    typ, sem, _ = cmtest._FIELD_TYPES.get(col, ("string", None, False))
-    avro_type = {"int32": "int", "int64": "long", "boolean": "boolean",
-                 "string": "string"}[typ]
-    t = avro_type
-    if variant in TIME_TYPES:
-        base, name, logical, _ = TIME_TYPES[variant]
-        t = {"type": base, "connect.version": 1, "connect.name": name,
-             "logicalType": logical}
-    elif sem == "io.debezium.time.Date":
-        t = {"type": "int", "connect.version": 1, "connect.name": sem,
-             "logicalType": "date"}
-    elif sem is not None:
-        t = {"type": avro_type, "connect.version": 1, "connect.name": sem}
-    if nullable(table, col):
-        return ["null", t], True
-    return t, False
-
-
-def value_schema(table, cols=None, types=None, extra=None):
-    """The ...Value record. @p cols: the columns the writer has (default:
-    the table's); @p types: {column: "micro" | "millis"}; @p extra: added
-    columns {name: Avro type} the catalog does not know."""
-    fields = []
-    for c in cols or TABLE_COLS[table]:
-        t, opt = _column_type(table, c, (types or {}).get(c))
-        f = {"name": c, "type": t}
-        if opt:
-            f["default"] = None
-        fields.append(f)
-    for c, t in (extra or {}).items():
-        fields.append({"name": c, "type": ["null", t], "default": None})
-    return {"type": "record", "name": "Value",
-            "namespace": f"{cmtest.PREFIX}.public.{table}",
-            "fields": fields,
-            "connect.name": f"{cmtest.PREFIX}.public.{table}.Value"}
-
-
-SOURCE_SCHEMA = {
-    "type": "record", "name": "Source",
-    "namespace": "io.debezium.connector.postgresql",
-    "fields": [
-        {"name": "version", "type": "string"},
-        {"name": "connector", "type": "string"},
-        {"name": "name", "type": "string"},
-        {"name": "ts_ms", "type": "long"},
-        {"name": "snapshot", "type": [
-            {"type": "string", "connect.version": 1,
-             "connect.parameters": {"allowed": "true,last,false,incremental"},
-             "connect.default": "false",
-             "connect.name": "io.debezium.data.Enum"}, "null"],
-         "default": "false"},
-        {"name": "db", "type": "string"},
-        {"name": "sequence", "type": ["null", "string"], "default": None},
-        {"name": "schema", "type": "string"},
-        {"name": "table", "type": "string"},
-        {"name": "txId", "type": ["null", "long"], "default": None},
-        {"name": "lsn", "type": ["null", "long"], "default": None},
-        {"name": "xmin", "type": ["null", "long"], "default": None}],
-    "connect.name": "io.debezium.connector.postgresql.Source"}
-
-TRANSACTION_SCHEMA = {
-    "type": "record", "name": "block", "namespace": "event",
-    "fields": [{"name": "id", "type": "string"},
-               {"name": "total_order", "type": "long"},
-               {"name": "data_collection_order", "type": "long"}],
-    "connect.version": 1, "connect.name": "event.block"}
-
-
-def envelope_schema(table, cols=None, types=None, extra=None):
-    ns = f"{cmtest.PREFIX}.public.{table}"
-    return {"type": "record", "name": "Envelope", "namespace": ns,
-            "fields": [
-                {"name": "before", "type": [
-                    "null", value_schema(table, cols, types, extra)],
-                 "default": None},
-                {"name": "after", "type": ["null", "Value"],
-                 "default": None},
-                {"name": "source", "type": SOURCE_SCHEMA},
-                {"name": "op", "type": "string"},
-                {"name": "ts_ms", "type": ["null", "long"], "default": None},
-                {"name": "transaction", "type": ["null", TRANSACTION_SCHEMA],
-                 "default": None}],
-            "connect.version": 2, "connect.name": f"{ns}.Envelope"}
-
-
-def key_schema(table):
-    ns = f"{cmtest.PREFIX}.public.{table}"
-    return {"type": "record", "name": "Key", "namespace": ns,
-            "fields": [{"name": "id", "type": "int"}],
-            "connect.name": f"{ns}.Key"}
-
-
-def _to_datetime(v):
-    """An ISO instant as python3-avro writes a timestamp-* logical type."""
-    if not isinstance(v, str):
-        return v
-    return datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
-
-
-def _to_date(v):
-    """Days since the epoch as python3-avro writes a date logical type."""
-    if not isinstance(v, int):
-        return v
-    return datetime.date(1970, 1, 1) + datetime.timedelta(days=v)
-
-
-def _zero(table, col):
-    """What Debezium writes for a required column a partial before image
-    (REPLICA IDENTITY DEFAULT) lacks: the type's zero value."""
-    typ, sem, _ = cmtest._FIELD_TYPES.get(col, ("string", None, False))
-    if sem == "io.debezium.time.ZonedTimestamp":
-        return "1970-01-01T00:00:00Z"
-    return {"boolean": False, "string": ""}.get(typ, 0)
-
-
-def _row(table, row, cols, types, extra):
-    if row is None:
-        return None
-    out = {}
-    for c in cols or TABLE_COLS[table]:
-        v = row.get(c)
-        if c in (types or {}):
-            v = _to_datetime(v)
-        elif c == "birthDate":
-            v = _to_date(v)
-        if v is None and c not in row and not nullable(table, c):
-            v = _zero(table, c)
-        out[c] = v
-    for c in extra or {}:
-        out[c] = row.get(c)
-    return out
+__all__ = ["SOURCE_SCHEMA", "TABLE_COLS", "TIME_TYPES", "TRANSACTION_SCHEMA",
+           "Writer", "envelope_schema", "key_schema", "nullable",
+           "value_schema"]
 
 
 REPLAY_AVSC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -217,47 +62,8 @@ def _replay_row(row, table):
     return out
 
 
-class Writer:
-    """Writes Avro messages and remembers their schemas by id."""
-
-    def __init__(self, first_id=1):
-        self.next_id = first_id
-        self.ids = {}      # schema text -> id
-        self.texts = {}    # id -> schema text
-        self.parsed = {}   # id -> avro.schema.Schema
-
-    def schema_id(self, schema):
-        text = json.dumps(schema, sort_keys=True)
-        if text not in self.ids:
-            sid = self.next_id
-            self.next_id += 1
-            self.ids[text] = sid
-            self.texts[sid] = text
-            self.parsed[sid] = avro.schema.parse(text)
-        return self.ids[text]
-
-    def encode(self, schema, datum, sid=None):
-        """Confluent's wire format of @p datum under @p schema."""
-        sid = sid if sid is not None else self.schema_id(schema)
-        buf = io.BytesIO()
-        buf.write(b"\0" + struct.pack(">I", sid))
-        avro.io.DatumWriter(self.parsed[sid]).write(
-            datum, avro.io.BinaryEncoder(buf))
-        return buf.getvalue()
-
-    def key(self, table, key_id):
-        return self.encode(key_schema(table), {"id": key_id})
-
-    def envelope(self, table, env, cols=None, types=None, extra=None):
-        """The Avro value of a JSON envelope dict (cmtest.envelope())."""
-        src = dict(env["source"])
-        datum = {"before": _row(table, env.get("before"), cols, types, extra),
-                 "after": _row(table, env.get("after"), cols, types, extra),
-                 "source": {f["name"]: src.get(f["name"])
-                            for f in SOURCE_SCHEMA["fields"]},
-                 "op": env["op"], "ts_ms": env.get("ts_ms"),
-                 "transaction": env.get("transaction")}
-        return self.encode(envelope_schema(table, cols, types, extra), datum)
+class Writer(avroconv.Writer):
+    """Writes Avro messages of cmtest's events; remembers their schemas."""
 
     def message(self, table, op, row_or_id, lsn, cols=None, types=None,
                 extra=None, **kw):
@@ -300,13 +106,3 @@ class Writer:
         topic, key, value = msg
         return (topic, key.encode() if isinstance(key, str) else key,
                 self.replay(json.loads(value), schema))
-
-    def schemas(self):
-        """{id: schema text}."""
-        return dict(self.texts)
-
-    def write_dir(self, path):
-        """Writes every schema as <path>/<id>.avsc."""
-        for sid, text in self.texts.items():
-            with open(f"{path}/{sid}.avsc", "w", encoding="utf-8") as f:
-                f.write(text)
