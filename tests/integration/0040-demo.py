@@ -11,7 +11,8 @@ db).
 Then demo.sh --avro: the same end, with the live changes published in
 Avro through the schema registry the demo starts, every one of them
 applied (or found stale) by the workers and none dead-lettered or
-skipped. A demo.sh with an unknown argument exits 2 before doing anything.
+skipped, and the backfill, the progress and the reconciliation streams
+in Avro too, their schemas registered under <topic>-value. A demo.sh with an unknown argument exits 2 before doing anything.
 """
 import os
 import re
@@ -79,6 +80,13 @@ check_true(f"demo.sh --avro: the live changes in Avro ({n}), every one "
            n > 0 and applied + stale == n, r.stdout[-2500:])
 check("demo.sh --avro: none skipped or dead-lettered", (skipped, dead),
       (0, 0))
+subjects = re.search(r"^registered subjects: (.*)$", r.stdout, re.M)
+subjects = set(subjects.group(1).split()) if subjects else set()
+check("demo.sh --avro: the backfill, progress and reconciliation streams "
+      "in Avro, their schemas under <topic>-value",
+      sorted(s for s in subjects if s.startswith("clinicmig.")),
+      ["clinicmig.progress-value", "clinicmig.reconciliation-value",
+       "clinicmig.replay-value"])
 
 r = subprocess.run([DEMO, "--bogus"], capture_output=True, text=True,
                    timeout=60)

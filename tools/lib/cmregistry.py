@@ -8,7 +8,8 @@ error body for any other, and 401 without the right basic-auth
 credentials (none asked when made with user=None).
 POST /subjects/{subject}/versions with {"schema": "<text>"} registers a
 schema as Debezium's AvroConverter does and answers {"id": N}: the id the
-same text already has, else the next one; the subject keeps its versions
+same text already has, else the next one (GET /subjects lists the
+subjects); the subject keeps its versions
 in order (`subjects`: {subject: [id, ...]}). `refuse` maps a subject to
 (status, message) to answer as a registry that finds the schema
 incompatible (409) or invalid (422) does. Each POST is kept in `posts` as
@@ -143,6 +144,9 @@ class Registry:
             def do_GET(self):
                 if self._refused():
                     return None
+                if self.path == "/subjects":
+                    with reg.lock:
+                        return self._send(200, sorted(reg.subjects))
                 m = re.fullmatch(r"/schemas/ids/(\d+)", self.path)
                 sid = int(m.group(1)) if m else None
                 reg.requests[sid] = reg.requests.get(sid, 0) + 1

@@ -14,7 +14,10 @@
 # AvroConverter writes them (clinicmig-gen --format avro), their writer
 # schemas registered in a schema registry the demo starts
 # (tools/lib/cmregistry.py, basic auth), which the workers are given
-# (schema.registry.url, README.md "Running against a schema registry").
+# (schema.registry.url, README.md "Running against a schema registry");
+# the backfill (clinicmig-replay), the workers' progress events and the
+# reconciler's events are written in Avro too, and clinicmig-watch reads
+# them with the same registry.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${CM_BUILD_DIR:-$root/build}
@@ -118,9 +121,8 @@ kafka() { # one control command; its reply in $reply (no subshell: the
   esac
 }
 
-# The options of each program in Avro mode. The streams the workers and
-# tools write (progress, replay, reconciliation) are JSON for now; the
-# TODO(avro) lines mark where the flags of their Avro forms go.
+# The options of each program in Avro mode: the live changes, the backfill,
+# the progress and the reconciliation streams all in Avro.
 worker_avro=()
 gen_avro=()
 replay_avro=()
@@ -145,13 +147,16 @@ if [ $avro = 1 ]; then
   echo "schema registry: $registry"
   worker_avro=(--schema-registry-url "$registry"
     -X "schema.registry.basic.auth.user.info=demo:$secret")
-  # TODO(avro): progress events in Avro: worker_avro+=(-X topic.progress.format=avro)
+  worker_avro+=(-X topic.progress.format=avro)
   gen_avro=(--format avro --schema-registry-url "$registry"
     --schema-registry-basic-auth-user-info "demo:$secret")
-  # TODO(avro): the backfill in Avro: replay_avro=(--output-format avro)
-  # TODO(avro): the reconciler in Avro: reconcile_avro=(--output-format avro)
-  # TODO(avro): clinicmig-watch reading Avro: watch_avro=(--schema-registry-url
-  #   "$registry" and the registry's credentials)
+  # the backfill, the progress and the reconciliation streams in Avro too,
+  # their schemas registered under <topic>-value
+  registry_flags=(--schema-registry-url "$registry"
+    --schema-registry-basic-auth-user-info "demo:$secret")
+  replay_avro=(--output-format avro "${registry_flags[@]}")
+  reconcile_avro=(--output-format avro "${registry_flags[@]}")
+  watch_avro=("${registry_flags[@]}")
 fi
 
 say "loading the legacy data set"
@@ -236,4 +241,14 @@ reconciler=$!
 
 say "migration report (clinicmig-watch --report)"
 "$build/tools/watch/clinicmig-watch" -b "$bootstrap" --report --timeout 120 \
-  "${watch_avro[@]}"
+  "${watch_avro[@]}" || status=$?
+if [ $avro = 1 ]; then
+  # the subjects of the live topics' schemas and of clinicmig's own streams
+  /usr/bin/python3 - "$registry" "demo:$secret" <<'EOF'
+import base64, json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "/subjects", headers={
+    "Authorization": "Basic " + base64.b64encode(sys.argv[2].encode()).decode()})
+print("registered subjects:", " ".join(json.load(urllib.request.urlopen(req))))
+EOF
+fi
+exit "${status:-0}"
