@@ -10,8 +10,8 @@
 // It stops once it has read --expect messages (tombstones included) and
 // writes the same JSON object as baseline.py: messages, applied, stale,
 // tombstones, the first assignment and last commit times (seconds since
-// the epoch), the latencies' p50 and p99 and their count. No row data is
-// printed or written.
+// the epoch), the latencies' p50 and p99, their count and its peak RSS
+// (VmHWM). No row data is printed or written.
 'use strict';
 
 const fs = require('fs');
@@ -156,6 +156,10 @@ async function main() {
   r.batches = latency.count;
   r.latency_ms_p50 = latency.percentile(0.5);
   r.latency_ms_p99 = latency.percentile(0.99);
+  // peak RSS (VmHWM); process.resourceUsage().maxRSS counts the memory
+  // of the parent copied by the fork before exec()
+  const hwm = /^VmHWM:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  r.vm_hwm_kib = hwm ? Number(hwm[1]) : null;
   fs.writeFileSync(a.out, JSON.stringify(r));
 }
 
