@@ -1,4 +1,5 @@
-# The decoder's libFuzzer target, built only with -DCM_FUZZ=ON and clang
+# The decoder's libFuzzer target (and the reader of clinicmig's own Avro
+# streams), built only with -DCM_FUZZ=ON and clang
 # (tests/fuzz/run-fuzz.sh does both). The decoders (JSON and Avro, with
 # the schema source), the JSON form of an event and the
 # error and log code are compiled in directly instead of linking cmcore, so
@@ -13,6 +14,8 @@ if(CM_FUZZ)
     ${CMAKE_SOURCE_DIR}/worker/decode.c
     ${CMAKE_SOURCE_DIR}/worker/decode_avro.c
     ${CMAKE_SOURCE_DIR}/worker/schemas.c
+    ${CMAKE_SOURCE_DIR}/worker/avro_out.c
+    ${CMAKE_SOURCE_DIR}/worker/text.c
     ${CMAKE_SOURCE_DIR}/worker/event_json.c
     ${CMAKE_SOURCE_DIR}/worker/value.c
     ${CMAKE_SOURCE_DIR}/worker/txsnap.c

@@ -32,6 +32,7 @@ typedef enum opt_type_e {
   OPT_LEVEL,
   OPT_REGION,
   OPT_LISTEN, /* ADDR:PORT of the HTTP endpoints, or empty */
+  OPT_FORMAT, /* json or avro */
   /* Debezium's time.precision.mode (docs/design.md §1.2) */
   OPT_TIME_MODE,
   /* legacy types of timestamp columns (cm_coltypes_parse) */
@@ -65,6 +66,9 @@ static const opt_t options[] = {
     {"topic.progress", OPT_STRING, OFF(topic_progress), 0, 0,
      "clinicmig.progress",
      "topic of the worker's progress events (docs/observability.md)"},
+    {"topic.progress.format", OPT_FORMAT, OFF(progress_format), 0, 0, "json",
+     "json, or avro: Confluent's wire format, the schema registered in "
+     "schema.registry.url as <topic.progress>-value"},
     {"progress.interval.ms", OPT_INT, OFF(progress_interval_ms), 100, 3600000,
      "5000", "how often a progress event is published, in milliseconds"},
     {"http.listen", OPT_LISTEN, OFF(http_listen), 0, 0, "",
@@ -218,6 +222,17 @@ static int set_typed(cm_config_t *conf, const opt_t *o, const char *value,
       conf->patients_match = CM_MATCH_STRICT;
     else
       goto bad;
+    return 0;
+  case OPT_FORMAT:
+    if (strcmp(value, "json") == 0)
+      *(cm_format_t *)(base + o->offset) = CM_FORMAT_JSON;
+    else if (strcmp(value, "avro") == 0)
+      *(cm_format_t *)(base + o->offset) = CM_FORMAT_AVRO;
+    else {
+      snprintf(errstr, errstr_size, "%s: expected json or avro, got \"%s\"",
+               o->key, value);
+      return CM_ERR_CONFIG;
+    }
     return 0;
   case OPT_LEVEL:
     lvl = cm_log_level_parse(value);
@@ -474,6 +489,12 @@ static int schemas_validate(const cm_config_t *conf, char *errstr,
              conf->schema_dir);
     return CM_ERR_CONFIG;
   }
+  if (conf->progress_format == CM_FORMAT_AVRO && (!url || !*url)) {
+    snprintf(errstr, errstr_size,
+             "topic.progress.format: avro needs schema.registry.url (the "
+             "progress schema is registered there)");
+    return CM_ERR_CONFIG;
+  }
   return 0;
 }
 
@@ -536,7 +557,8 @@ void cm_config_print_help(const char *prog) {
          "With http.listen set, the worker serves /metrics (Prometheus),\n"
          "/healthz (liveness) and /readyz (readiness); it publishes a\n"
          "progress event to topic.progress every progress.interval.ms and\n"
-         "once at shutdown (docs/observability.md).\n\n"
+         "once at shutdown (docs/observability.md), JSON or, with\n"
+         "topic.progress.format=avro, Avro through the schema registry.\n\n"
          "Exit status: 0 after SIGTERM/SIGINT (batch finished, offsets\n"
          "committed, group left); 2 for a bad option; 1 for a fatal error.\n");
 }

@@ -26,6 +26,14 @@
  * has named the table. A record with neither op nor source is a row
  * flattened by ExtractNewRecordState (its metadata in "__" fields, read as
  * decode.c reads them) or, with ts_ms alone, Debezium's heartbeat.
+ *
+ * clinicmig-replay's own messages (schemas/replay.avsc, docs/design.md §3)
+ * are read the same way: `source.txid_snapshot` (a string) orders a
+ * snapshot row by visibility, and op "range" with the record `range`
+ * {first, last, present: [[a, b], ...]} is a range marker. Both are
+ * checked as decode.c checks their JSON, in the same order and with the
+ * same reasons: the source first, then the range's bounds, then its runs;
+ * a marker's `range` is remembered like an image and read last.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -75,8 +83,15 @@ typedef struct adec_s {
   char op[8];
   char table[64];
   int has_op, has_source;
+  int64_t ts_ms;
+  int has_ts_ms;
   cur_t img[2]; /* before, after: where each record starts */
   avro_schema_t img_schema[2];
+  const char *txsnap; /* source.txid_snapshot, in the message bytes */
+  size_t txsnap_len;
+  int txsnap_kind;               /* TXSNAP_* */
+  cur_t range;                   /* a marker's range: where the record starts */
+  avro_schema_t range_rec;       /* NULL: no record there */
   int flat, heartbeat, txmeta;   /* a flattened row, a heartbeat, a
                                     BEGIN/END of transaction metadata */
   char status[8], txid[48];      /* the BEGIN/END's status and id */
@@ -85,6 +100,9 @@ typedef struct adec_s {
   avro_schema_t flat_schema;
   char flat_name[160]; /* its record's full name */
 } adec_t;
+
+/* What source.txid_snapshot held. */
+enum { TXSNAP_NONE = 0, TXSNAP_STR, TXSNAP_OTHER };
 
 #define BAD(d, ...)                                                            \
   cm_dec_fail((d)->errstr, (d)->errstr_size, CM_ERR_BAD_INPUT, __VA_ARGS__)
@@ -550,6 +568,13 @@ static int source_field(adec_t *d, const char *name, const av_t *av) {
     return rc;
   if (strcmp(name, "ts_ms") == 0 && av->kind == AV_LONG)
     ev->source_ts_ms = av->i;
+  if (strcmp(name, "txid_snapshot") == 0) {
+    d->txsnap_kind = av->kind == AV_NULL  ? TXSNAP_NONE
+                     : av->kind == AV_STR ? TXSNAP_STR
+                                          : TXSNAP_OTHER;
+    d->txsnap = av->s;
+    d->txsnap_len = av->len;
+  }
   if (strcmp(name, "snapshot") == 0 && av->kind == AV_BOOL)
     ev->snapshot = av->i ? CM_SNAP_TRUE : CM_SNAP_FALSE;
   if (strcmp(name, "snapshot") == 0 && av->kind == AV_STR)
@@ -606,8 +631,14 @@ static int envelope_field(adec_t *d, cur_t *c, const char *name,
       d->op[0] = '\0';
     return CM_OK;
   }
-  if (strcmp(name, "ts_ms") == 0 && av->kind == AV_LONG)
-    d->ev->ts_ms = av->i;
+  if (strcmp(name, "ts_ms") == 0 && av->kind == AV_LONG) {
+    d->ts_ms = av->i;
+    d->has_ts_ms = 1;
+  }
+  if (strcmp(name, "range") == 0 && av->kind == AV_RECORD) {
+    d->range = *c;
+    d->range_rec = av->schema;
+  }
   if (av->kind == AV_RECORD && skip_record(c, av->schema, 1) != 0)
     return mismatch(d, "value");
   return CM_OK;
@@ -775,22 +806,54 @@ static int read_envelope(adec_t *d, cur_t *c) {
   return CM_OK;
 }
 
-/* op, source.lsn and source.table, checked as decode.c checks them. */
+/* source.txid_snapshot: the snapshot a clinicmig-replay row was read in. */
+static int check_txsnap(adec_t *d) {
+  char *text;
+  int rc;
+
+  if (d->txsnap_kind == TXSNAP_NONE)
+    return CM_OK;
+  if (d->txsnap_kind != TXSNAP_STR)
+    return BAD(d, "source.txid_snapshot: not a string");
+  text = malloc(d->txsnap_len + 1);
+  if (text == NULL)
+    return cm_dec_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM,
+                       "out of memory");
+  memcpy(text, d->txsnap, d->txsnap_len);
+  text[d->txsnap_len] = '\0';
+  rc = memchr(d->txsnap, '\0', d->txsnap_len) != NULL
+           ? -1
+           : cm_txsnap_parse(text, &d->ev->txsnap);
+  free(text);
+  if (rc == CM_ERR_NOMEM)
+    return cm_dec_fail(d->errstr, d->errstr_size, rc, "out of memory");
+  if (rc != 0)
+    return BAD(d, "source.txid_snapshot: not a snapshot (xmin:xmax:xip,...)");
+  d->ev->has_txsnap = 1;
+  return CM_OK;
+}
+
+/* op, source.txid_snapshot, source.lsn and source.table, checked as
+ * decode.c checks them. A marker's ts_ms is not taken, as there. */
 static int check_envelope(adec_t *d) {
   cm_event_t *ev = d->ev;
   char buf[48];
+  int rc;
 
   if (!d->has_op)
     return BAD(d, "op: missing");
-  ev->op = cm_dec_op(d->op);
+  ev->op = strcmp(d->op, "range") == 0 ? CM_OP_RANGE : cm_dec_op(d->op);
   if (ev->op == 0)
     return BAD(d, "unknown op \"%s\"",
                cm_dec_printable(d->op, buf, sizeof(buf)));
+  if (ev->op != CM_OP_RANGE && d->has_ts_ms)
+    ev->ts_ms = d->ts_ms;
   if (!d->has_source)
     return BAD(d, "source: missing or not an object");
-  if (ev->op == CM_OP_MESSAGE)
-    return CM_OK;
-  if (!ev->has_lsn && ev->op != CM_OP_TRUNCATE)
+  rc = check_txsnap(d);
+  if (rc != CM_OK || ev->op == CM_OP_MESSAGE)
+    return rc;
+  if (!ev->has_lsn && !ev->has_txsnap && ev->op != CM_OP_TRUNCATE)
     return cm_dec_no_lsn(ev, d->errstr, d->errstr_size);
   if (d->table[0] == '\0')
     return BAD(d, "source.table: missing or not a string");
@@ -831,6 +894,171 @@ static int read_rows(adec_t *d) {
   return rc == CM_OK ? check_id(d, "before", &ev->before[0]) : rc;
 }
 
+/* ---- range markers ----------------------------------------------------- */
+
+#define RUNS_BAD "range.present: not a list of [first, last] runs"
+
+/* Follows links and the union branch the bytes name, to the schema of the
+ * value that comes next. */
+static int resolve(cur_t *c, avro_schema_t *s) {
+  int64_t v;
+  int depth;
+
+  for (depth = 0; depth <= MAX_DEPTH && *s != NULL; depth++) {
+    if (avro_typeof(*s) == AVRO_LINK) {
+      *s = avro_schema_link_target(*s);
+    } else if (avro_typeof(*s) == AVRO_UNION) {
+      if (rd_long(c, &v) != 0 || v < 0 ||
+          (uint64_t)v >= (uint64_t)avro_schema_union_size(*s))
+        return -1;
+      *s = avro_schema_union_branch(*s, (int)v);
+    } else {
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* The item count of an array's next block; 0 at its end. */
+static int next_block(cur_t *c, int64_t *cnt) {
+  int64_t bytes;
+
+  if (rd_long(c, cnt) != 0)
+    return -1;
+  if (*cnt < 0) {
+    if (*cnt == INT64_MIN || rd_long(c, &bytes) != 0)
+      return -1;
+    *cnt = -*cnt;
+  }
+  return (uint64_t)*cnt > c->n ? -1 : 0; /* see NOTES */
+}
+
+/* One run of `present`: an array of exactly two integers, first <= last. */
+static int read_run(adec_t *d, cur_t *c, avro_schema_t s, int64_t *lo,
+                    int64_t *hi) {
+  int64_t cnt, k, v[2];
+  int n = 0;
+  av_t av;
+
+  if (resolve(c, &s) != 0)
+    return mismatch(d, "range");
+  if (avro_typeof(s) != AVRO_ARRAY)
+    return BAD(d, RUNS_BAD);
+  for (;;) {
+    if (next_block(c, &cnt) != 0)
+      return mismatch(d, "range");
+    if (cnt == 0)
+      break;
+    for (k = 0; k < cnt; k++) {
+      if (read_any(c, avro_schema_array_items(s), 3, &av) != 0)
+        return mismatch(d, "range");
+      if (av.kind != AV_LONG || n == 2)
+        return BAD(d, RUNS_BAD);
+      v[n++] = av.i;
+    }
+  }
+  if (n != 2 || v[0] > v[1])
+    return BAD(d, RUNS_BAD);
+  *lo = v[0];
+  *hi = v[1];
+  return CM_OK;
+}
+
+/* `present`: the runs, sorted, disjoint and inside [first, last]. */
+static int read_present(adec_t *d, cur_t *c, avro_schema_t s) {
+  cm_event_t *ev = d->ev;
+  int64_t cnt, k, *grown;
+  int cap = 8, i, rc;
+
+  if (resolve(c, &s) != 0)
+    return mismatch(d, "range");
+  if (avro_typeof(s) != AVRO_ARRAY)
+    return BAD(d, "range.present: missing or not a list");
+  ev->runs = malloc(sizeof(*ev->runs) * (size_t)cap);
+  if (ev->runs == NULL)
+    return cm_dec_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM,
+                       "out of memory");
+  for (;;) {
+    if (next_block(c, &cnt) != 0)
+      return mismatch(d, "range");
+    if (cnt == 0)
+      return CM_OK;
+    for (k = 0; k < cnt; k++) {
+      i = ev->n_runs;
+      if (2 * i + 2 > cap) {
+        cap *= 2;
+        grown = realloc(ev->runs, sizeof(*ev->runs) * (size_t)cap);
+        if (grown == NULL)
+          return cm_dec_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM,
+                             "out of memory");
+        ev->runs = grown;
+      }
+      rc = read_run(d, c, avro_schema_array_items(s), &ev->runs[2 * i],
+                    &ev->runs[2 * i + 1]);
+      if (rc != CM_OK)
+        return rc;
+      if ((i == 0 && ev->runs[0] < ev->range_first) ||
+          (i > 0 && ev->runs[2 * i] <= ev->runs[2 * i - 1]) ||
+          ev->runs[2 * i + 1] > ev->range_last ||
+          ev->runs[2 * i + 1] == INT64_MAX)
+        return BAD(d, "range.present: runs not sorted, disjoint and within "
+                      "the range");
+      ev->n_runs = i + 1;
+    }
+  }
+}
+
+/*
+ * clinicmig-replay's range marker (docs/design.md §3): within [first,
+ * last] of the table, the snapshot holds exactly the ids of `present`.
+ * The bounds are checked before the runs, as decode.c does, whatever the
+ * order of the writer's fields.
+ */
+static int read_range(adec_t *d) {
+  avro_schema_t rec = d->range_rec, present = NULL, f;
+  cm_event_t *ev = d->ev;
+  int has_first = 0, has_last = 0, rc;
+  cur_t c = d->range, at = {NULL, 0};
+  size_t i, n = rec != NULL ? avro_schema_record_size(rec) : 0;
+  const char *name;
+  av_t av;
+
+  if (!ev->has_txsnap)
+    return BAD(d, "range marker without source.txid_snapshot");
+  for (i = 0; i < n; i++) {
+    name = avro_schema_record_field_name(rec, (int)i);
+    f = avro_schema_record_field_get_by_index(rec, (int)i);
+    if (strcmp(name, "present") == 0) {
+      at = c;
+      present = f;
+      if (skip_value(&c, f, 2) != 0)
+        return mismatch(d, "range");
+      continue;
+    }
+    if (read_any(&c, f, 2, &av) != 0 ||
+        (av.kind == AV_RECORD && skip_record(&c, av.schema, 3) != 0))
+      return mismatch(d, "range");
+    if (strcmp(name, "first") == 0 && av.kind == AV_LONG) {
+      ev->range_first = av.i;
+      has_first = 1;
+    }
+    if (strcmp(name, "last") == 0 && av.kind == AV_LONG) {
+      ev->range_last = av.i;
+      has_last = 1;
+    }
+  }
+  if (!has_first || !has_last || ev->range_first > ev->range_last)
+    return BAD(d, "range: missing or without first <= last");
+  if (present == NULL)
+    return BAD(d, "range.present: missing or not a list");
+  rc = read_present(d, &at, present);
+  if (rc == CM_OK)
+    ev->key = ev->range_first;
+  return rc;
+}
+
+/* ---- the value --------------------------------------------------------- */
+
 static int decode_value(adec_t *d, const void *key, size_t key_len,
                         const void *value, size_t value_len) {
   cur_t c;
@@ -846,6 +1074,8 @@ static int decode_value(adec_t *d, const void *key, size_t key_len,
       d->ev->op == CM_OP_TRUNCATE || d->ev->op == CM_OP_HEARTBEAT ||
       d->ev->op == CM_OP_TXMETA)
     return rc;
+  if (d->ev->op == CM_OP_RANGE)
+    return read_range(d);
   rc = cm_dec_key(d->schemas, key, key_len, &d->ev->key, d->errstr,
                   d->errstr_size);
   return rc == CM_OK ? read_rows(d) : rc;

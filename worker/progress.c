@@ -12,6 +12,15 @@
  *
  * 64-bit counters and offsets are written with PRId64, never through a
  * double, so they are exact however large.
+ *
+ * With topic.progress.format = avro the JSON event is encoded by
+ * cm_avro_out (schemas/progress.avsc, registered as
+ * <topic.progress>-value on the first event). A registry that cannot
+ * register the schema costs the event, not the worker: it is dropped with
+ * a warning (at most one a minute; the next event supersedes it) and the
+ * registration is tried again with the next one. Only the progress thread
+ * waits for the registry, at most schema.registry.timeout.ms a request;
+ * the thread has a schema source of its own.
  */
 #include "clinicmig/cm_progress.h"
 
@@ -24,12 +33,15 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "clinicmig/cm_avro_out.h"
 #include "clinicmig/cm_err.h"
 #include "clinicmig/cm_kafka.h"
 #include "clinicmig/cm_log.h"
+#include "clinicmig/cm_schemas.h"
 
 #define EVENT_MAX (1u << 20)
 #define FINAL_FLUSH_MS 5000
+#define DROP_WARN_MS 60000
 
 struct cm_progress_s {
   const cm_config_t *conf;
@@ -40,6 +52,10 @@ struct cm_progress_s {
   pthread_mutex_t lock;
   pthread_cond_t wake;
   int stop;
+  cm_schemas_t *schemas; /* with topic.progress.format = avro */
+  cm_avro_out_t *avro;
+  int64_t dropped;   /* events not encoded since the last one that was */
+  int64_t warned_ms; /* when the last drop was logged */
 };
 
 /* ---- the event -------------------------------------------------------- */
@@ -174,6 +190,46 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
     cm_warn("progress event not delivered: %s", rd_kafka_err2str(m->err));
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The JSON event in *out as Avro; on failure it is dropped with a warning
+ * (at most one a minute). @returns 0 if *out now holds the Avro bytes. */
+static int to_avro(cm_progress_t *p, char **out, size_t *len) {
+  char why[512];
+  void *bin = NULL;
+  size_t bin_len = 0;
+  int64_t now;
+  int rc;
+
+  why[0] = '\0';
+  rc = cm_avro_out_encode_json(p->avro, *out, *len, &bin, &bin_len, why,
+                               sizeof(why));
+  free(*out);
+  *out = NULL;
+  if (rc == CM_OK) {
+    if (p->dropped)
+      cm_info("progress events published again, after %" PRId64 " dropped",
+              p->dropped);
+    p->dropped = 0;
+    *out = bin;
+    *len = bin_len;
+    return 0;
+  }
+  now = mono_ms();
+  if (p->dropped++ == 0 || now - p->warned_ms >= DROP_WARN_MS) {
+    cm_warn("progress event dropped (%" PRId64 " since the last one "
+            "published): %s",
+            p->dropped, why);
+    p->warned_ms = now;
+  }
+  return -1;
+}
+
 /* Takes a snapshot that starts a new interval and queues its event. */
 static void publish(cm_progress_t *p, int final) {
   cm_stats_snapshot_t snap;
@@ -194,6 +250,8 @@ static void publish(cm_progress_t *p, int final) {
     cm_warn("progress event not published: out of memory");
     return;
   }
+  if (p->avro && to_avro(p, &json, &len) != 0)
+    return;
   err = rd_kafka_producev(
       p->rk, RD_KAFKA_V_TOPIC(p->conf->topic_progress),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
@@ -255,6 +313,18 @@ cm_progress_t *cm_progress_new(const cm_config_t *conf, cm_stats_t *stats,
     goto fail;
   p->conf = conf;
   p->stats = stats;
+  if (conf->progress_format == CM_FORMAT_AVRO) {
+    cm_schemas_conf_t sc = {
+        conf->schema_registry_url, conf->schema_registry_auth,
+        conf->schema_registry_ca, NULL, conf->schema_registry_timeout_ms};
+
+    p->schemas = cm_schemas_new(&sc, errstr, errstr_size);
+    if (p->schemas)
+      p->avro = cm_avro_out_new(p->schemas, conf->topic_progress,
+                                cm_avsc("progress"), errstr, errstr_size);
+    if (!p->avro)
+      goto fail;
+  }
   /* an event older than a minute says nothing the next one will not */
   if (rd_kafka_conf_set(kc, "message.timeout.ms", "60000", errstr,
                         errstr_size) != RD_KAFKA_CONF_OK)
@@ -273,6 +343,10 @@ cm_progress_t *cm_progress_new(const cm_config_t *conf, cm_stats_t *stats,
 fail:
   if (kc)
     rd_kafka_conf_destroy(kc);
+  if (p) {
+    cm_avro_out_destroy(p->avro);
+    cm_schemas_destroy(p->schemas);
+  }
   free(p);
   return NULL;
 }
@@ -312,5 +386,7 @@ void cm_progress_destroy(cm_progress_t *p) {
   rd_kafka_destroy(p->rk);
   pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->lock);
+  cm_avro_out_destroy(p->avro);
+  cm_schemas_destroy(p->schemas);
   free(p);
 }

@@ -3,7 +3,9 @@
  *
  * NOTES
  * The registry speaks Confluent's REST API: GET {url}/schemas/ids/{id}
- * answers {"schema": "<the schema as JSON text>"}. One curl handle is kept
+ * answers {"schema": "<the schema as JSON text>"}; a writer registers its
+ * schema with POST {url}/subjects/{subject}/versions and is answered
+ * {"id": N} (docs/observability.md, "Avro"). One curl handle is kept
  * and reused (its connection too); answers are read into a buffer with a
  * hard limit. Avro C keeps neither `connect.name` nor `logicalType`, so the
  * schema text is also read with cJSON once, and each field's semantic type
@@ -38,6 +40,13 @@ struct cm_schema_s {
   int n_sems;
 };
 
+/* A schema registered under a subject, and the id the registry gave. */
+typedef struct reg_s {
+  char *subject;
+  char *text;
+  int32_t id;
+} reg_t;
+
 struct cm_schemas_s {
   char *url;
   char *auth;
@@ -47,6 +56,8 @@ struct cm_schemas_s {
   CURL *curl;
   cm_schema_t **cache;
   int n_cache;
+  reg_t *regs;
+  int n_regs;
 };
 
 /* A bounded buffer for an answer; a failed append frees it. */
@@ -130,6 +141,11 @@ void cm_schemas_destroy(cm_schemas_t *s) {
   for (i = 0; i < s->n_cache; i++)
     schema_free(s->cache[i]);
   free(s->cache);
+  for (i = 0; i < s->n_regs; i++) {
+    free(s->regs[i].subject);
+    free(s->regs[i].text);
+  }
+  free(s->regs);
   free(s->url);
   free(s->auth);
   free(s->ca);
@@ -433,4 +449,165 @@ int cm_schemas_get(cm_schemas_t *s, int32_t id, const cm_schema_t **out,
   }
   *out = sch;
   return CM_OK;
+}
+
+/* ---- registration ------------------------------------------------------ */
+
+/* The registry's "message" of an error answer, printable, or "". */
+static void answer_message(const buf_t *b, char *out, size_t size) {
+  cJSON *doc = cJSON_ParseWithLength(b->p != NULL ? b->p : "", b->len);
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+  size_t i, n = 0;
+
+  out[0] = '\0';
+  for (i = 0; cJSON_IsString(m) && m->valuestring[i] && n + 1 < size; i++)
+    out[n++] =
+        (unsigned char)m->valuestring[i] < 0x20 ? ' ' : m->valuestring[i];
+  out[n] = '\0';
+  cJSON_Delete(doc);
+}
+
+/* POST {url}/subjects/{subject}/versions with @p body; the answer in @p b,
+ * the HTTP status in @p status. */
+static int http_post(cm_schemas_t *s, const char *subject, const char *body,
+                     buf_t *b, long *status, char *errstr, size_t errstr_size) {
+  struct curl_slist *hdr = NULL, *h;
+  char url[4096], *esc;
+  CURLcode cc;
+
+  esc = curl_easy_escape(s->curl, subject, 0);
+  if (esc == NULL)
+    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+  snprintf(url, sizeof(url), "%s%ssubjects/%s/versions", s->url,
+           s->url[strlen(s->url) - 1] == '/' ? "" : "/", esc);
+  curl_free(esc);
+  http_setup(s, url, b);
+  hdr = curl_slist_append(
+      NULL, "Content-Type: application/vnd.schemaregistry.v1+json");
+  h = hdr != NULL ? curl_slist_append(
+                        hdr, "Accept: application/vnd.schemaregistry.v1+json")
+                  : NULL;
+  if (h == NULL) {
+    curl_slist_free_all(hdr);
+    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+  }
+  curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, hdr);
+  curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                   (curl_off_t)strlen(body));
+  cc = curl_easy_perform(s->curl);
+  *status = 0;
+  curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, status);
+  curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(hdr);
+  if (cc != CURLE_OK && !b->over)
+    return fail(errstr, errstr_size, CM_ERR_RETRY, "schema registry: %s",
+                curl_easy_strerror(cc));
+  if (b->over)
+    return fail(errstr, errstr_size, CM_ERR_RETRY,
+                "schema registry: answer over %d bytes registering subject "
+                "%s",
+                SCHEMA_MAX_BYTES, subject);
+  return CM_OK;
+}
+
+/* Sorts the answer to a registration: the id, or who is at fault. */
+static int register_answer(const buf_t *b, long status, const char *subject,
+                           int32_t *id, char *errstr, size_t errstr_size) {
+  char msg[512];
+  cJSON *doc;
+  const cJSON *n;
+  double v;
+
+  if (status == 409 || status == 422 || status == 400 || status == 404) {
+    answer_message(b, msg, sizeof(msg));
+    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                "schema registry refused the schema of subject %s (HTTP "
+                "%ld)%s%s",
+                subject, status, msg[0] ? ": " : "", msg);
+  }
+  if (status != 200)
+    return fail(errstr, errstr_size, CM_ERR_RETRY,
+                "schema registry: HTTP status %ld registering subject %s",
+                status, subject);
+  doc = cJSON_ParseWithLength(b->p != NULL ? b->p : "", b->len);
+  n = cJSON_GetObjectItemCaseSensitive(doc, "id");
+  v = cJSON_IsNumber(n) ? n->valuedouble : -1;
+  cJSON_Delete(doc);
+  if (v < 0 || v > INT32_MAX || v != (double)(int32_t)v)
+    return fail(errstr, errstr_size, CM_ERR_RETRY,
+                "schema registry: the answer registering subject %s has no "
+                "id",
+                subject);
+  *id = (int32_t)v;
+  return CM_OK;
+}
+
+/* Remembers a registration; the schema goes into the cache by id too. */
+static int remember(cm_schemas_t *s, const char *subject, const char *text,
+                    int32_t id) {
+  cm_schema_t *sch = NULL;
+  char ignored[64];
+  reg_t *r;
+  int i;
+
+  r = realloc(s->regs, sizeof(*r) * (size_t)(s->n_regs + 1));
+  if (r == NULL)
+    return CM_ERR_NOMEM;
+  s->regs = r;
+  r[s->n_regs].subject = strdup(subject);
+  r[s->n_regs].text = strdup(text);
+  r[s->n_regs].id = id;
+  if (r[s->n_regs].subject == NULL || r[s->n_regs].text == NULL) {
+    free(r[s->n_regs].subject);
+    free(r[s->n_regs].text);
+    return CM_ERR_NOMEM;
+  }
+  s->n_regs++;
+  for (i = 0; i < s->n_cache; i++)
+    if (s->cache[i]->id == id)
+      return CM_OK;
+  if (schema_parse(id, text, strlen(text), &sch, ignored, sizeof(ignored)) ==
+          CM_OK &&
+      cache_add(s, sch) != CM_OK)
+    schema_free(sch);
+  return CM_OK;
+}
+
+int cm_schemas_register(cm_schemas_t *s, const char *subject,
+                        const char *schema_json, int32_t *id, char *errstr,
+                        size_t errstr_size) {
+  buf_t b = {NULL, 0, 0};
+  cJSON *doc;
+  char *body;
+  long status = 0;
+  int i, rc;
+
+  for (i = 0; i < s->n_regs; i++) {
+    if (strcmp(s->regs[i].subject, subject) == 0 &&
+        strcmp(s->regs[i].text, schema_json) == 0) {
+      *id = s->regs[i].id;
+      return CM_OK;
+    }
+  }
+  if (s->url == NULL)
+    return fail(errstr, errstr_size, CM_ERR_CONFIG,
+                "subject %s: registering a schema needs a schema registry "
+                "URL (a schema directory alone cannot register)",
+                subject);
+  doc = cJSON_CreateObject();
+  body = doc != NULL && cJSON_AddStringToObject(doc, "schema", schema_json)
+             ? cJSON_PrintUnformatted(doc)
+             : NULL;
+  cJSON_Delete(doc);
+  if (body == NULL)
+    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+  rc = http_post(s, subject, body, &b, &status, errstr, errstr_size);
+  cJSON_free(body);
+  if (rc == CM_OK)
+    rc = register_answer(&b, status, subject, id, errstr, errstr_size);
+  free(b.p);
+  if (rc == CM_OK && remember(s, subject, schema_json, *id) != CM_OK)
+    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+  return rc;
 }

@@ -20,6 +20,9 @@
 
 typedef enum cm_match_e { CM_MATCH_LOOSE = 0, CM_MATCH_STRICT } cm_match_t;
 
+/** How an output stream is written (docs/observability.md §2). */
+typedef enum cm_format_e { CM_FORMAT_JSON = 0, CM_FORMAT_AVRO } cm_format_t;
+
 /** A librdkafka property passed through. */
 typedef struct cm_kv_s {
   char *key;
@@ -33,7 +36,8 @@ typedef struct cm_config_s {
   char *source_schema; /**< legacy schema in topic names, "public" */
   char *topic_replay;
   char *topic_dlq;
-  char *topic_progress; /**< progress events (docs/observability.md) */
+  char *topic_progress;        /**< progress events (docs/observability.md) */
+  cm_format_t progress_format; /**< json, or avro (needs the registry) */
   int progress_interval_ms;
   char *http_listen;   /**< ADDR:PORT of the endpoints; "": none */
   char *schema_domain; /**< "v2" */

@@ -9,7 +9,10 @@
  * batch loop waits for the dead-letter producer's acknowledgements before
  * it commits, and a progress event must never be what it waits for. It
  * publishes from a thread of its own, so the loop never waits for it at
- * all; a failed publish is logged at warn and changes nothing else.
+ * all; a failed publish is logged at warn and changes nothing else. With
+ * topic.progress.format = avro the events are Avro in Confluent's wire
+ * format (cm_avro_out.h); one the registry cannot take yet is dropped
+ * with a warning.
  */
 #ifndef CM_PROGRESS_H
 #define CM_PROGRESS_H
@@ -23,7 +26,9 @@
 typedef struct cm_progress_s cm_progress_t;
 
 /**
- * @brief Creates the producer (the worker's kafka.* properties).
+ * @brief Creates the producer (the worker's kafka.* properties) and, for
+ *        Avro, the schema source and writer (nothing is asked of the
+ *        registry yet).
  * @param conf   kept by reference: must outlive the publisher.
  * @param stats  read at every interval: must outlive the publisher.
  * @returns NULL with the reason in @p errstr.

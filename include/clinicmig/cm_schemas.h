@@ -15,6 +15,8 @@
  * (CM_ERR_BAD_INPUT: the message goes to the dead-letter topic); a registry
  * that cannot be reached, times out or answers 5xx is CM_ERR_RETRY (the
  * batch waits and runs again).
+ *
+ * A handle is used by one thread at a time (it keeps one curl handle).
  */
 #ifndef CM_SCHEMAS_H
 #define CM_SCHEMAS_H
@@ -59,6 +61,23 @@ void cm_schemas_destroy(cm_schemas_t *s);
  */
 int cm_schemas_get(cm_schemas_t *s, int32_t id, const cm_schema_t **out,
                    char *errstr, size_t errstr_size);
+
+/**
+ * @brief Registers @p schema_json under @p subject in the schema registry
+ *        (`POST {url}/subjects/{subject}/versions`, body
+ *        `{"schema": "<text>"}`, the same basic auth, CA file and timeout
+ *        as the reads) and gives its id. Writers of Avro streams use it
+ *        (cm_avro_out.h). The id is cached per subject and schema text for
+ *        the life of the handle, and the schema is cached by that id too.
+ * @returns CM_OK with @p *id set; CM_ERR_CONFIG (no registry URL: a schema
+ *          directory alone cannot register); CM_ERR_BAD_INPUT (the
+ *          registry refuses the schema: 409 incompatible, 422 invalid, 400,
+ *          404; its message is in @p errstr); CM_ERR_RETRY (unreachable,
+ *          timeout, 5xx, 401, 403, or any other status); CM_ERR_NOMEM.
+ */
+int cm_schemas_register(cm_schemas_t *s, const char *subject,
+                        const char *schema_json, int32_t *id, char *errstr,
+                        size_t errstr_size);
 
 /** @brief The parsed Avro schema (borrowed). */
 avro_schema_t cm_schema_avro(const cm_schema_t *sch);

@@ -12,15 +12,22 @@
  * one byte past either. The decoder's contract (cm_event.h) is that every byte
  * string gives an event or a reason: a crash, a leak, a sanitizer report or an
  * OK without an event is a bug. Decoded events also go through cm_event_to_json
- * and cm_event_disposition, as clinicmig-decode uses them. The input's
- * length picks the time.precision.mode and whether timestamp columns are
- * declared timestamp without time zone, so that temporal numbers are read
- * under every configuration (docs/design.md §1.2).
+ * and cm_event_disposition, as clinicmig-decode uses them.
+ *
+ * A value in Confluent's wire format also goes through the reader of
+ * clinicmig's own Avro streams (cm_avro_wire_to_json, what clinicmig-watch
+ * runs on every progress and reconciliation message): it must give valid
+ * JSON or a one-line reason.
+ *
+ * The input's length picks the time.precision.mode and whether timestamp
+ * columns are declared timestamp without time zone, so that temporal
+ * numbers are read under every configuration (docs/design.md §1.2).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clinicmig/cm_avro_out.h"
 #include "clinicmig/cm_err.h"
 #include "clinicmig/cm_event.h"
 #include "clinicmig/cm_schemas.h"
@@ -28,6 +35,11 @@
 #ifndef CM_FUZZ_SCHEMA_DIR
 #define CM_FUZZ_SCHEMA_DIR "tests/data/decode-avro/schemas"
 #endif
+
+/* The streams' own schemas are compiled into cmcore from a generated file;
+ * the target reads the fixtures' schema directory only. */
+const char *const cm_avsc_names[] = {NULL};
+const char *const cm_avsc_texts[] = {NULL};
 
 /* Kept for the whole run: a cache of parsed schemas, as in the worker. */
 static cm_schemas_t *schemas;
@@ -111,6 +123,25 @@ static const cm_coltypes_t *coltypes(void) {
   return &types;
 }
 
+/* The streams' reader on a wire-format value. */
+static void wire_to_json(const char *val, size_t size) {
+  char err[256], *json = NULL;
+  cJSON *j;
+
+  err[0] = '\0';
+  if (cm_avro_wire_to_json(schema_source(), val, size, &json, err,
+                           sizeof(err)) != CM_OK) {
+    if (json != NULL || err[0] == '\0' || strchr(err, '\n') != NULL)
+      abort(); /* a failure gives a one-line reason and no text */
+    return;
+  }
+  j = json != NULL ? cJSON_Parse(json) : NULL;
+  if (j == NULL)
+    abort(); /* OK must mean a JSON document */
+  cJSON_Delete(j);
+  free(json);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cm_decode_opts_t opts;
   char err[256];
@@ -136,6 +167,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   else if (err[0] == '\0' || strchr(err, '\n') != NULL)
     abort(); /* every failure must give a one-line reason */
   cm_event_clear(&ev);
+  if (size > 0 && val[0] == 0)
+    wire_to_json(val, size);
   free(key);
   free(val);
   return 0;

@@ -58,11 +58,13 @@ for path in sorted(glob.glob(f"{shapes}/*.jsonl") +
             with open(f"{corpus}/seed-shapes-{name}-{n}", "wb") as out:
                 out.write((m.get("key") or "").encode() + b"\n" +
                           (m.get("payload") or "").encode())
-for name in ("changes.avro.jsonl", "faults.avro.jsonl"):
+for name in ("changes.avro.jsonl", "faults.avro.jsonl",
+             "replay.avro.jsonl", "replay-faults.avro.jsonl"):
     with open(f"{src}/{name}", encoding="utf-8") as f:
         for n, line in enumerate(f):
             m = json.loads(line)
-            key = base64.b64decode(m.get("key_b64") or "")
+            key = (base64.b64decode(m["key_b64"]) if "key_b64" in m
+                   else (m.get("key") or "").encode())
             val = base64.b64decode(m.get("payload_b64") or "")
             with open(f"{corpus}/seed-avro-{name.split('.')[0]}-{n}",
                       "wb") as out:

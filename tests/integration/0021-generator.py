@@ -12,7 +12,13 @@ a tombstone after every delete, Kafka's partitions, Debezium's value
 formats, one event per real change (PostgreSQL's own tuple counters), and
 faithfulness: replaying snapshot + history, the last image per key, gives
 exactly the rows in the legacy tables. Finally dump must restore them.
+history --format avro, with a schema registry of the test's own
+(tools/lib/cmregistry.py), must write the very events the JSON form does
+(read back with python3-avro and the registered writer schemas), keys
+and values in Avro, partitioned by the Avro key's bytes, the schemas
+registered under the topics' subjects.
 """
+import base64
 import datetime as dt
 import json
 import os
@@ -24,7 +30,10 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "gen"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "lib"))
 import cmgen  # noqa: E402
+import avroconv  # noqa: E402
+from cmregistry import Registry  # noqa: E402
 from cmtest import PgServer, check, check_true, done, wait_until  # noqa
 
 GEN = os.path.join(HERE, "..", "..", "tools", "gen", "clinicmig-gen")
@@ -377,6 +386,68 @@ def check_updates_only(pg):
           (before, doctors))
 
 
+def from_avro(reader, line):
+    """A --format avro line read back as the JSON form's line, but for
+    the partition. A delete's before image is the whole ...Value record,
+    the columns but the key at their type's zero value (docs/design.md
+    §1.2): the JSON form has the key only."""
+    key = reader.read(base64.b64decode(line["key_b64"]))
+    env = None
+    if line.get("payload_b64") is not None:
+        env = reader.read(base64.b64decode(line["payload_b64"]))
+        if env["op"] == "d":
+            env["before"] = {"id": env["before"]["id"]}
+        for img in (env["before"], env["after"]):
+            if img and isinstance(img.get("birthDate"), dt.date):
+                img["birthDate"] = (img["birthDate"] - cmgen.EPOCH_DAY).days
+    return dict(line, key=json.dumps(key), payload=json.dumps(env)
+                if env is not None else None)
+
+
+def check_avro(pg):
+    reg = Registry()
+    try:
+        streams = {}
+        for fmt in ("json", "avro"):
+            db = Database(pg, f"format_{fmt}")
+            gen("seed", "--db", db.conninfo)
+            r = gen("history", "--db", db.conninfo, "--seed", "5", "--steps",
+                    "80", "--format", fmt, *(
+                        ["--schema-registry-url", reg.url,
+                         "--schema-registry-basic-auth-user-info",
+                         reg.user_info] if fmt == "avro" else []))
+            check(f"history --format {fmt} exits 0", r.returncode, 0)
+            streams[fmt] = [json.loads(x) for x in r.stdout.splitlines()]
+        avro = streams["avro"]
+        check_true("history --format avro: every key and value in Avro",
+                   avro and all(
+                       avroconv.is_avro(base64.b64decode(m["key_b64"])) and
+                       "key" not in m and
+                       ("payload" in m) != ("payload_b64" in m) and
+                       m.get("payload") is None for m in avro), avro[:1])
+        check("history --format avro: partitioned by the Avro key's bytes",
+              [m["partition"] for m in avro],
+              [cmgen.partition(base64.b64decode(m["key_b64"]), 3)
+               for m in avro])
+        reader = avroconv.Reader(registry=avroconv.RegistryClient(
+            reg.url, reg.user_info))
+        back = [from_avro(reader, m) for m in avro]
+        check("history --format avro: the JSON form's events",
+              [c[:1] + c[2:] for c in content(back)],
+              [c[:1] + c[2:] for c in content(streams["json"])])
+        check("history --format avro: schemas registered per topic",
+              sorted(reg.subjects), sorted(
+                  f"legacy.public.{t}-{k}" for t in cmgen.CDC_TABLES
+                  for k in ("key", "value")))
+        r = gen("history", "--db", db.conninfo, "--seed", "6", "--steps",
+                "1", "--format", "avro", "--schema-registry-url", reg.url)
+        check("history --format avro: a registry refusing the credentials:"
+              " exit 1, one line", (r.returncode, r.stderr.count("\n")),
+              (1, 1))
+    finally:
+        reg.stop()
+
+
 for text, want in MURMUR2:
     check(f"murmur2({text!r}) as Kafka's Utils.murmur2",
           cmgen.murmur2(text.encode()), want)
@@ -431,6 +502,7 @@ try:
     check_dump(pg_a, pg_b, os.path.join(tmp, "dump.sql"))
     check_scaled(pg_b)
     check_updates_only(pg_b)
+    check_avro(pg_b)
     r = gen("snapshot", "--db", "host=127.0.0.1 port=1 dbname=none")
     check("an unreachable database: exit 1, one line on stderr",
           (r.returncode, r.stdout, r.stderr.count("\n") >= 1), (1, "", True))

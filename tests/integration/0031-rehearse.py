@@ -10,15 +10,31 @@ with --keep it leaves its
 PostgreSQL running and prints the connection string last. With a change
 event removed from the history (events lost upstream), the result no
 longer equals f of the final state: it must exit 1 and say so.
+
+The same history as Debezium's AvroConverter writes it (tools/lib/
+avroconv.py: every message in Confluent's wire format, kcat -J lines with
+key_b64 / payload_b64), with one message's txId raised past every other
+and one copy of a message under a schema id nobody has: without a schema
+source clinicmig-rehearse refuses it (exit 2, before starting anything);
+with the key schemas in --schema-dir and the value schemas in a registry
+of the test's own (basic auth) it must exit 0 with the oracle's "no
+difference", the copy dead-lettered and captured byte for byte, and its
+kept database must hand out transaction ids past the raised txId, which
+only the Avro body holds.
 """
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from cmtest import BUILD, ROOT, PgServer, check, check_true, done  # noqa
+from avroconv import Writer  # noqa: E402
+from cmpublish import message_bytes  # noqa: E402
+from cmregistry import Registry  # noqa: E402
 
 GEN = os.path.join(ROOT, "tools", "gen", "clinicmig-gen")
 REHEARSE = os.path.join(ROOT, "tools", "rehearse", "clinicmig-rehearse")
@@ -110,5 +126,86 @@ check("a history with a lost event: exit 1", r.returncode, 1)
 check_true("the oracle reports the missing patient",
            "clinic_patient: " in r.stdout and " 1 missing" in r.stdout and
            "oracle: no difference" not in r.stdout, r.stdout[-800:])
+
+
+# ---- the same history in Avro ----------------------------------------------
+
+RAISED_TXID = 9_000_000  # above every txId the history's server gives
+UNKNOWN_ID = 999
+
+
+def avro_history(path, key_dir):
+    """Writes the history in Avro to @path, the key schemas to @key_dir;
+    @returns the value schemas {id: text} and the unknown-id copy."""
+    w = Writer()
+    ms = [json.loads(x) for x in lines]
+    last = max(i for i, m in enumerate(ms) if m["payload"] is not None)
+    env = json.loads(ms[last]["payload"])
+    env["source"]["txId"] = RAISED_TXID
+    ms[last]["payload"] = json.dumps(env, ensure_ascii=False)
+    out = [w.convert(m) for m in ms]
+    bad = dict(out[last])
+    body = base64.b64decode(bad["payload_b64"])
+    bad["payload_b64"] = base64.b64encode(
+        b"\0" + UNKNOWN_ID.to_bytes(4, "big") + body[5:]).decode()
+    with open(path, "w") as f:
+        for m in out[:last + 1] + [bad] + out[last + 1:]:
+            f.write(json.dumps(m) + "\n")
+    keys = {sid: t for sid, t in w.texts.items()
+            if json.loads(t)["name"] == "Key"}
+    os.makedirs(key_dir)
+    for sid, text in keys.items():
+        with open(os.path.join(key_dir, f"{sid}.avsc"), "w") as f:
+            f.write(text)
+    return {sid: t for sid, t in w.texts.items() if sid not in keys}, bad
+
+
+avro = os.path.join(tmp, "avro.jsonl")
+values, bad = avro_history(avro, os.path.join(tmp, "keys"))
+r = rehearse(dump, avro)
+check("Avro without a schema source: exit 2", r.returncode, 2)
+check_true("... saying which options give the schemas",
+           "--schema-registry-url or --schema-dir" in r.stderr and
+           "rehearsal:" not in r.stdout, r.stderr[-500:])
+
+reg = Registry(values)
+acapture = os.path.join(tmp, "avro-capture")
+try:
+    r = rehearse(dump, avro, "--workers", "2", "--keep",
+                 "--schema-dir", os.path.join(tmp, "keys"),
+                 "--schema-registry-url", reg.url,
+                 "--schema-registry-basic-auth-user-info", reg.user_info,
+                 "--capture", acapture)
+finally:
+    reg.stop()
+check("an Avro history, schemas from a directory and a registry: exit 0",
+      r.returncode, 0)
+check_true("... the oracle finds no difference",
+           "oracle: no difference" in r.stdout, r.stdout[-1500:] + r.stderr)
+check_true("... every message in Avro", f"{len(lines) + 1} of "
+           f"{len(lines) + 1} messages in Avro (Confluent's wire format)"
+           in r.stdout, r.stdout[:800])
+check("... the registry was asked for the value schemas and the unknown "
+      "id, never for a key schema (the directory is asked first)",
+      sorted(reg.requests), sorted(set(values) | {UNKNOWN_ID}))
+check("... the copy under an unknown schema id dead-lettered",
+      re.findall(r"dead-lettered (\d+)", r.stdout), ["1"])
+dlq = os.path.join(acapture, "rehearsal.dlq.jsonl")
+dead = [json.loads(x) for x in open(dlq)] if os.path.exists(dlq) else []
+check("... and captured byte for byte",
+      [message_bytes(m, "payload") for m in dead],
+      [base64.b64decode(bad["payload_b64"])])
+last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+if last.startswith("host="):
+    q = subprocess.run(["psql", "-tAqX", last, "-c", "SELECT txid_current()"],
+                       capture_output=True, text=True)
+    check_true(f"the kept database's transaction ids ({q.stdout.strip()}) "
+               f"come after the txId {RAISED_TXID} of an Avro body",
+               int(q.stdout or 0) > RAISED_TXID, q.stderr)
+else:
+    check_true("--keep printed the connection string", False, last)
+stop = [x for x in r.stderr.splitlines() if "stop it with: " in x]
+if stop:
+    subprocess.run(stop[0].split("stop it with: ", 1)[1], shell=True)
 subprocess.run(["rm", "-rf", tmp])
 done()

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """0070-avro: Debezium's Avro events, schemas from a registry.
 
-A schema registry of the test's own (tests/lib/cmregistry.py: HTTP, basic
+A schema registry of the test's own (tools/lib/cmregistry.py: HTTP, basic
 auth) serves the writer schemas of events written by python3-avro
 (tests/lib/cmavro.py) in Confluent's wire format, beside JSON events on
 the same topics. Every table and op applies as its JSON twin would; a

@@ -27,7 +27,9 @@ module. It produces three kinds of data:
 Events look as Debezium 2.5's PostgreSQL connector writes them with the
 JSON converter (schemas.enable=false) and REPLICA IDENTITY DEFAULT: an
 update has no before image, a delete's before image is the key only, and a
-delete is followed by a tombstone. source.lsn is the WAL insert position
+delete is followed by a tombstone; or, written through an avroconv.Writer,
+as its AvroConverter writes them (EventWriter). source.lsn is the WAL
+insert position
 read after each statement, kept strictly increasing over the stream;
 source.txId is the 32-bit xid of the statement's transaction. Partitions
 are those of Kafka's default partitioner (murmur2 of the key bytes), so a
@@ -40,6 +42,7 @@ from now(); two runs on equal databases write equal streams except for
 lsn, txId, sequence and the ts_ms / ts values.
 """
 
+import base64
 import datetime as dt
 import glob
 import json
@@ -147,24 +150,33 @@ class EventWriter:
 
     One line per Kafka message: topic, partition (Kafka's default
     partitioner), offset -1 and broker -1 (not produced yet), the key and
-    the value as JSON text; a tombstone has a null payload."""
+    the value as JSON text; a tombstone has a null payload. With @avro (an
+    avroconv.Writer, tools/lib/avroconv.py) the key and the value are in
+    Avro as Debezium's AvroConverter writes them, base64 in key_b64 and
+    payload_b64, and the partition is that of the Avro key's bytes."""
 
-    def __init__(self, out, partitions=3, prefix="legacy"):
+    def __init__(self, out, partitions=3, prefix="legacy", avro=None):
         if partitions < 1:
             raise GenError("partitions must be at least 1")
         self.out = out
         self.partitions = partitions
         self.prefix = prefix
+        self.avro = avro
         self.counts = {}  # (table, op) -> events written
 
     def _line(self, table, key_id, payload, ts_ms):
         key = _dumps({"id": key_id})
-        self.out.write(_dumps({
+        line = {
             "topic": f"{self.prefix}.public.{table}",
             "partition": partition(key.encode(), self.partitions),
             "offset": -1, "tstype": "create", "ts": ts_ms, "broker": -1,
             "headers": None, "key": key,
-            "payload": None if payload is None else _dumps(payload)}) + "\n")
+            "payload": None if payload is None else _dumps(payload)}
+        if self.avro is not None:
+            line = self.avro.convert(line)
+            line["partition"] = partition(base64.b64decode(line["key_b64"]),
+                                          self.partitions)
+        self.out.write(_dumps(line) + "\n")
 
     def change(self, table, op, key_id, before, after, lsn, seq_prev, tx_id,
                source_ts_ms, snapshot="false"):

@@ -25,6 +25,14 @@ published, and wait for it; wait until the stored offsets reach the end
 of every partition; check that the cluster dropped nothing; run the
 oracle; report.
 
+Messages may be JSON or Avro in Confluent's wire format (kcat -J lines
+with key_b64 / payload_b64), one topic mixing both as a converter change
+leaves it. Avro messages need their writer schemas: a run is given the
+worker's schema options (schema.registry.url with its basic auth and CA,
+schema.dir), hands them to every worker and reads the Avro messages'
+source.txId with them too (avroconv.Reader), so that the transaction ids
+above come after those of every message, whatever its format.
+
 Nothing printed holds personal data: counts, ids, topics and positions.
 """
 
@@ -44,10 +52,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
 
+import avroconv  # noqa: E402
 import cmgen  # noqa: E402
 import psycopg2  # noqa: E402
 from cmpublish import (MAPPED_TABLES, describe_tables, dropped,  # noqa: E402
-                       publish, read_all, table_of)
+                       message_bytes, publish, read_all, table_of)
 from cmrun import (PgServer, Worker, drained, safe_next_xid,  # noqa: E402
                    wait_until)
 from report import report  # noqa: E402
@@ -59,6 +68,11 @@ SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer",
                    "ERROR: LeakSanitizer")
 PARTITION_BYTES = 3 * 1024 * 1024  # well under the mock's ~5 MiB
 REPLAY_ROW_BYTES = 400  # a legacy row as a replay message, generously
+# the worker's options that name the writer schemas of Avro messages, each
+# also a flag --<key with dashes> VALUE (clinicmig-worker --help)
+SCHEMA_OPTIONS = ("schema.registry.url",
+                  "schema.registry.basic.auth.user.info",
+                  "schema.registry.ssl.ca.location", "schema.dir")
 WORKER_KAFKA = ["-X", "kafka.session.timeout.ms=3000",
                 "-X", "kafka.heartbeat.interval.ms=300",
                 "-X", "kafka.topic.metadata.refresh.interval.ms=1000"]
@@ -95,7 +109,8 @@ def replay_binary(build):
 
 
 def read_kcat_lines(path):
-    """kcat -J lines of a file as dicts, with line numbers in errors."""
+    """kcat -J lines of a file as dicts, with line numbers in errors; key
+    and payload as text, objects or base64 (key_b64, payload_b64)."""
     out = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -104,18 +119,62 @@ def read_kcat_lines(path):
             try:
                 m = json.loads(line)
                 m["topic"]
+                message_bytes(m, "key")
+                message_bytes(m, "payload")
             except (ValueError, KeyError, TypeError) as e:
                 raise RehearsalError(f"{path}:{n}: not a kcat -J line ({e})")
             out.append(m)
     return out
 
 
-def capture_txid(m):
+def schema_flags(schemas):
+    """The worker's flags of @schemas, a dict of SCHEMA_OPTIONS."""
+    out = []
+    for k in SCHEMA_OPTIONS:
+        if (schemas or {}).get(k):
+            out += ["--" + k.replace(".", "-"), schemas[k]]
+    return out
+
+
+def schema_reader(schemas):
+    """An avroconv.Reader of the schema source @schemas names, or None."""
+    schemas = schemas or {}
+    url = schemas.get("schema.registry.url")
+    if not url and not schemas.get("schema.dir"):
+        return None
+    return avroconv.Reader(
+        schemas.get("schema.dir"),
+        avroconv.RegistryClient(
+            url, schemas.get("schema.registry.basic.auth.user.info"),
+            schemas.get("schema.registry.ssl.ca.location")) if url else None)
+
+
+def is_avro_line(m):
+    """Whether the key or value of a kcat -J line is Avro in Confluent's
+    wire format."""
+    return any(avroconv.is_avro(message_bytes(m, n))
+               for n in ("key", "payload") if n + "_b64" in m)
+
+
+def capture_txid(m, reader=None):
     """source.txId of the Debezium event in a kcat -J line, as the 32-bit
     xid it stands for, or None (a tombstone, a message without one). The
     payload may be JSON text or an object, the envelope bare or, with the
-    schemas-enabled converter, under "payload"."""
+    schemas-enabled converter, under "payload"; or payload_b64: JSON text,
+    or Avro in Confluent's wire format, read with @reader (an
+    avroconv.Reader; without one, or if its source does not have the
+    schema, None). Raises avroconv.Unavailable if the registry does not
+    answer."""
     v = m.get("payload")
+    if "payload_b64" in m:
+        v = message_bytes(m, "payload")
+        if avroconv.is_avro(v):
+            try:
+                v = reader.read(v) if reader is not None else None
+            except avroconv.NotFound:
+                v = None
+        elif v is not None:
+            v = v.decode("utf-8", errors="replace")
     if isinstance(v, str):
         try:
             v = json.loads(v)
@@ -130,16 +189,11 @@ def capture_txid(m):
     return None
 
 
-def largest_txid(lines):
-    """The largest source.txId of a capture (every topic's), or None."""
-    return max((t for t in map(capture_txid, lines) if t is not None),
-               default=None)
-
-
-def _text(v):
-    if v is None or isinstance(v, str):
-        return v
-    return json.dumps(v, separators=(",", ":"))
+def largest_txid(lines, reader=None):
+    """The largest source.txId of a capture (every topic's), or None; Avro
+    payloads are read with @reader (see capture_txid)."""
+    return max((t for t in (capture_txid(m, reader) for m in lines)
+                if t is not None), default=None)
 
 
 class Run:
@@ -150,6 +204,7 @@ class Run:
         self.seed = seed
         self.lose = lose         # the share of messages to drop
         self.messages = 0        # published, redeliveries included
+        self.avro = 0            # of those, in Avro (key or value)
         self.captured = 0        # messages of mapped tables in the capture
         self.lost = 0            # of those, dropped by --lose
         self.skipped = {}        # {table clinicmig does not map: messages}
@@ -176,6 +231,9 @@ class Run:
             out.append(f"skipped {sum(self.skipped.values())} messages of "
                        "tables clinicmig does not map "
                        f"({describe_tables(self.skipped)})")
+        if self.avro:
+            out.append(f"{self.avro} of {self.messages} messages in Avro "
+                       "(Confluent's wire format)")
         if self.lose > 0:
             out.append(f"lost {self.lost} of {self.captured} messages at "
                        f"random (--lose {self.lose:g}, seed {self.seed})")
@@ -234,10 +292,11 @@ class Rehearsal:
         if r.returncode:
             raise RehearsalError(f"{path}: {r.stderr.strip()[:500]}")
 
-    def legacy_xids_after(self, lines):
+    def legacy_xids_after(self, lines, reader=None):
         """Makes the server's transaction ids come after every txId of the
-        capture @lines, restarting it if needed (between runs only)."""
-        largest = largest_txid(lines)
+        capture @lines (Avro payloads read with @reader), restarting it if
+        needed (between runs only)."""
+        largest = largest_txid(lines, reader)
         now = self.pg.next_xid()
         if largest is not None and now <= largest:
             self.pg.set_next_xid(safe_next_xid(largest, now))
@@ -291,10 +350,12 @@ class Rehearsal:
     def _place(self, topic, ms):
         given = max((m.get("partition", -1) for m in ms), default=-1) + 1
         size = {}
-        for m in ms:
+        data = [(message_bytes(m, "key"), message_bytes(m, "payload"))
+                for m in ms]
+        for m, (key, value) in zip(ms, data):
             p = m.get("partition", -1)
-            size[p] = size.get(p, 0) + len(_text(m.get("payload")) or "") + \
-                len(_text(m.get("key")) or "") + 64
+            size[p] = size.get(p, 0) + len(value or b"") + \
+                len(key or b"") + 64
         n = max(given, 1)
         if given <= 0 or max(size.values()) > PARTITION_BYTES:
             n = max(n, math.ceil(sum(size.values()) / PARTITION_BYTES), 3)
@@ -303,14 +364,11 @@ class Rehearsal:
             spread = False
         self.kafka.topic(topic, n)
         out = []
-        for m in ms:
-            key = _text(m.get("key"))
+        for m, (key, value) in zip(ms, data):
             p = m.get("partition", -1)
             if spread:
-                p = cmgen.partition((key or "").encode(), n)
-            out.append((topic, p, key.encode() if key else None,
-                        _text(m.get("payload")).encode()
-                        if m.get("payload") is not None else None, None))
+                p = cmgen.partition(key or b"", n)
+            out.append((topic, p, key or None, value, None))
         return out
 
     # -- workers ---------------------------------------------------------
@@ -379,21 +437,32 @@ class Rehearsal:
 
     def run(self, name, conninfo, lines, workers=2, chaos=False, seed=1,
             duplicates=0.0, worker_args=(), match="loose", region="RU",
-            timeout=600, lose=0.0, backfill=False, capture=None):
+            timeout=600, lose=0.0, backfill=False, capture=None,
+            schemas=None):
         """Publishes @lines (kcat -J dicts) to fresh topics while @workers
         workers apply them to the database @conninfo, which already holds
         the final legacy state; then runs the oracle. @lose: the share of
         messages dropped before publishing; @backfill: run clinicmig-replay
         db meanwhile; @capture: a directory for every topic and log of the
-        run. After the drain, one pass of the reconciler gives the
-        verdicts. @returns a Run."""
+        run; @schemas: the writer schemas of Avro messages, as the
+        worker's options {key of SCHEMA_OPTIONS: value}. After the drain,
+        one pass of the reconciler gives the verdicts. @returns a Run."""
         run = Run(name, seed, lose)
         run.conninfo = conninfo
         started = time.monotonic()
         rnd = random.Random(seed)
         if backfill:
             replay_binary(self.build)  # fail before anything starts
-        self.legacy_xids_after(lines)
+        reader = schema_reader(schemas)
+        avro = sum(1 for m in lines if is_avro_line(m))
+        if avro and reader is None:
+            raise RehearsalError(
+                f"{avro} messages are Avro (Confluent's wire format) and no "
+                "schema source is given (schema.registry.url or schema.dir)")
+        try:
+            self.legacy_xids_after(lines, reader)
+        except avroconv.Unavailable as e:
+            raise RehearsalError(str(e))
         msgs, schema = self.plan_topics(run, conninfo, lines)
         topics = sorted({m[0] for m in msgs} | {f"{name}.replay"} |
                         {f"{name}.{schema}.{t}" for t in TABLES})
@@ -401,13 +470,15 @@ class Rehearsal:
         msgs = lose_share(msgs, lose, rnd)
         run.lost = run.captured - len(msgs)
         extra = ["--patients-match", match, "--phone-region", region] + \
-            list(worker_args)
+            schema_flags(schemas) + list(worker_args)
         pool = [self.start_worker(run, conninfo, schema, i, extra)
                 for i in range(workers)]
         replay = None
         try:
             msgs = interleave(msgs, rnd, duplicates)
             run.messages = len(msgs)
+            run.avro = sum(1 for m in msgs if avroconv.is_avro(m[2]) or
+                           avroconv.is_avro(m[3]))
             self.say(f"{name}: publishing {len(msgs)} messages to "
                      f"{len(topics)} topics, {workers} workers"
                      f"{', chaos' if chaos else ''}")

@@ -53,6 +53,10 @@ enum {
   O_SECRET,
   O_HTTP,
   O_ONCE,
+  O_FORMAT,
+  O_REG_URL,
+  O_REG_AUTH,
+  O_REG_CA,
 };
 
 static const struct option long_opts[] = {
@@ -78,6 +82,11 @@ static const struct option long_opts[] = {
     {"hash-secret-file", required_argument, NULL, O_SECRET},
     {"http-listen", required_argument, NULL, O_HTTP},
     {"once", no_argument, NULL, O_ONCE},
+    {"output-format", required_argument, NULL, O_FORMAT},
+    {"schema-registry-url", required_argument, NULL, O_REG_URL},
+    {"schema-registry-basic-auth-user-info", required_argument, NULL,
+     O_REG_AUTH},
+    {"schema-registry-ssl-ca-location", required_argument, NULL, O_REG_CA},
     {NULL, 0, NULL, 0},
 };
 
@@ -120,6 +129,15 @@ static const char usage[] =
     "  --http-listen ADDR:PORT  serve /metrics, /healthz, /readyz\n"
     "  --once                   one pass, then exit: 0 if every entity is in\n"
     "                           sync, 3 if not\n"
+    "  --output-format FORMAT   json (default), or avro: Confluent's wire\n"
+    "                           format, the schema registered in the\n"
+    "                           registry as <topic>-value\n"
+    "  --schema-registry-url URL  the schema registry (http:// or https://),\n"
+    "                           needed by --output-format avro\n"
+    "  --schema-registry-basic-auth-user-info USER:PASSWORD\n"
+    "                           basic auth for the registry\n"
+    "  --schema-registry-ssl-ca-location FILE\n"
+    "                           CA certificates of an https registry\n"
     "  -X kafka.PROP=VALUE      a librdkafka property (security, timeouts)\n"
     "  -h, --help               print this help\n";
 
@@ -283,6 +301,16 @@ static int set_text(rc_opts_t *o, int c, const char *arg, char *errstr,
   case O_SECRET:
     return set_string(&o->hash_secret_file, "--hash-secret-file", arg, errstr,
                       size);
+  case O_REG_URL:
+    return set_string(&o->registry_url, "--schema-registry-url", arg, errstr,
+                      size);
+  case O_REG_AUTH:
+    return set_string(&o->registry_auth,
+                      "--schema-registry-basic-auth-user-info", arg, errstr,
+                      size);
+  case O_REG_CA:
+    return set_string(&o->registry_ca, "--schema-registry-ssl-ca-location", arg,
+                      errstr, size);
   case O_DOMAIN:
     return set_schema(&o->schema_domain, "--schema-domain", arg, errstr, size);
   case O_BOOKKEEPING:
@@ -305,6 +333,12 @@ static int set_opt(rc_opts_t *o, int c, const char *arg, char *errstr,
   case O_RATE: return set_rate(o, arg, errstr, size);
   case O_HTTP: return set_listen(o, arg, errstr, size);
   case O_REGION: o->phone_region = arg; return 0;
+  case O_FORMAT:
+    if (strcmp(arg, "json") != 0 && strcmp(arg, "avro") != 0)
+      return bad(errstr, size,
+                 "--output-format: expected json or avro, got \"%s\"", arg);
+    o->avro = strcmp(arg, "avro") == 0;
+    return 0;
   case O_INTERVAL:
     return set_count("--interval-ms", arg, 100, 86400000, &o->interval_ms,
                      errstr, size);
@@ -409,6 +443,16 @@ static int check_opts(rc_opts_t *o, char *errstr, size_t size) {
                "--phone-region: \"%s\" is not a region libphonenumber knows"
                " (RU, KZ, DE, ...)",
                o->phone_region);
+  if (o->registry_url && strncmp(o->registry_url, "http://", 7) != 0 &&
+      strncmp(o->registry_url, "https://", 8) != 0)
+    return bad(errstr, size,
+               "--schema-registry-url: expected an http:// or https:// URL,"
+               " got \"%s\"",
+               o->registry_url);
+  if (o->avro && !o->registry_url)
+    return bad(errstr, size,
+               "--output-format avro needs --schema-registry-url (the"
+               " reconciliation schema is registered there)");
   if (o->hash_secret_file && read_secret(o, errstr, size) != 0)
     return CM_ERR_CONFIG;
   return check_props(o, errstr, size);

@@ -15,6 +15,12 @@
  * watermark of each partition, from the cluster, minus the next offset
  * the group stored in consumer_offset (0 when it stored none).
  *
+ * With --output-format avro every event, written as JSON by the pass,
+ * is encoded by cm_avro_out.h (schemas/reconciliation.avsc, registered
+ * as <topic>-value with the first event) before it is queued. A registry
+ * that cannot take the schema fails the send like a full queue would: the
+ * pass fails and runs again, and nothing is recorded as published.
+ *
  * librdkafka logs from its own threads; its lines are kept out of the
  * log but for the last error, which goes into the one line of a failure
  * (all of them are printed with -X kafka.debug=...). They name brokers and
@@ -27,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clinicmig/cm_avro_out.h"
 #include "clinicmig/cm_err.h"
+#include "clinicmig/cm_schemas.h"
 
 #define METADATA_TIMEOUT_MS 15000
 #define WATERMARK_TIMEOUT_MS 10000
@@ -37,6 +45,8 @@
 struct rc_out_s {
   rd_kafka_t *rk;
   const rc_opts_t *o;
+  cm_schemas_t *schemas; /* --output-format avro */
+  cm_avro_out_t *avro;
   int64_t queued, acked, failed; /* since the last flush */
   char first_error[256];
 };
@@ -193,6 +203,19 @@ rc_out_t *rc_out_new(const rc_opts_t *o, int *err, char *errstr,
     goto fail;
   }
   /* kc is owned by the producer now */
+  if (o->avro) {
+    cm_schemas_conf_t sc = {o->registry_url, o->registry_auth, o->registry_ca,
+                            NULL, 0};
+
+    *err = CM_ERR_NOMEM;
+    out->schemas = cm_schemas_new(&sc, errstr, errstr_size);
+    if (out->schemas)
+      out->avro =
+          cm_avro_out_new(out->schemas, o->topic_reconciliation,
+                          cm_avsc("reconciliation"), errstr, errstr_size);
+    if (!out->avro)
+      goto fail;
+  }
   *err = check_topics(out, errstr, errstr_size);
   if (*err == 0)
     return out;
@@ -208,24 +231,42 @@ void rc_out_destroy(rc_out_t *out) {
     rd_kafka_flush(out->rk, DESTROY_FLUSH_MS);
     rd_kafka_destroy(out->rk);
   }
+  cm_avro_out_destroy(out->avro);
+  cm_schemas_destroy(out->schemas);
   free(out);
 }
 
 int rc_out_send(rc_out_t *out, const char *key, const cm_text_t *value,
                 char *errstr, size_t errstr_size) {
   rd_kafka_resp_err_t err;
+  const void *payload = value->p;
+  size_t len = value->len;
+  void *bin = NULL;
+  char why[RC_ERRSTR_MAX];
+  int rc;
 
+  if (out->avro) {
+    rc = cm_avro_out_encode_json(out->avro, value->p, value->len, &bin, &len,
+                                 why, sizeof(why));
+    if (rc != 0) {
+      snprintf(errstr, errstr_size, "could not write an event as Avro: %s",
+               why);
+      return rc;
+    }
+    payload = bin;
+  }
   for (;;) {
     err = rd_kafka_producev(
         out->rk, RD_KAFKA_V_TOPIC(out->o->topic_reconciliation),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, strlen(key)),
-        RD_KAFKA_V_VALUE(value->p, value->len), /* copied: F_COPY */
+        RD_KAFKA_V_VALUE((void *)payload, len), /* copied: F_COPY */
         RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
       break;
     rd_kafka_poll(out->rk, 50);
   }
+  free(bin);
   if (err) {
     snprintf(errstr, errstr_size, "could not queue an event: %s",
              rd_kafka_err2str(err));

@@ -62,6 +62,8 @@ typedef struct rc_opts_s {
   const char *schema_domain, *schema_bookkeeping;
   const char *topic_reconciliation, *topic_replay;
   const char *phone_region, *hash_secret_file, *http_listen;
+  int avro; /**< --output-format avro */
+  const char *registry_url, *registry_auth, *registry_ca; /**< or NULL */
   int64_t interval_ms, lag_max, hold_ms, grace_ms;
   int64_t segment_rows, suspect_members;
   double rate;      /**< legacy rows scanned per second; 0: no limit */
@@ -326,6 +328,8 @@ void rc_throttle(rc_ctx_t *c, int64_t rows);
 /**
  * @brief The producer to the reconciliation topic (idempotent, acks=all);
  *        checks that the reconciliation, entity and replay topics exist.
+ *        With --output-format avro, also the schema source and the Avro
+ *        writer (the schema is registered with the first event).
  * @returns the producer, or NULL with the reason in errstr and its code
  *          in *err.
  */
@@ -335,7 +339,13 @@ rc_out_t *rc_out_new(const rc_opts_t *o, int *err, char *errstr,
 /** @brief Flushes what can still be delivered (up to 10 s) and frees. */
 void rc_out_destroy(rc_out_t *out);
 
-/** @brief Queues one event (copied) keyed @p key. @returns 0 or RETRY. */
+/**
+ * @brief Queues one event (copied) keyed @p key, as JSON or, with
+ *        --output-format avro, encoded by cm_avro_out.h.
+ * @returns 0; CM_ERR_RETRY (the queue, or the registry cannot take the
+ *          schema now); CM_ERR_BAD_INPUT (the event does not fit the
+ *          schema, or the registry refuses it); CM_ERR_NOMEM.
+ */
 int rc_out_send(rc_out_t *out, const char *key, const cm_text_t *value,
                 char *errstr, size_t errstr_size);
 

@@ -57,6 +57,10 @@ enum {
   O_PARTITIONS,
   O_FROM,
   O_TO,
+  O_FORMAT,
+  O_REGISTRY_URL,
+  O_REGISTRY_AUTH,
+  O_REGISTRY_CA,
 };
 
 static const struct option long_opts[] = {
@@ -81,6 +85,11 @@ static const struct option long_opts[] = {
     {"partitions", required_argument, NULL, O_PARTITIONS},
     {"from-offset", required_argument, NULL, O_FROM},
     {"to-offset", required_argument, NULL, O_TO},
+    {"output-format", required_argument, NULL, O_FORMAT},
+    {"schema-registry-url", required_argument, NULL, O_REGISTRY_URL},
+    {"schema-registry-basic-auth-user-info", required_argument, NULL,
+     O_REGISTRY_AUTH},
+    {"schema-registry-ssl-ca-location", required_argument, NULL, O_REGISTRY_CA},
     {NULL, 0, NULL, 0},
 };
 
@@ -134,9 +143,26 @@ static const char usage_db[] =
     "  --chunk-rows N           rows per chunk and range marker, 1 to\n"
     "                           1000000 (default 1000)\n"
     "  --rate N                 at most N rows a second (markers are free)\n"
+    "  --output-format json|avro  how rows and markers are written (default\n"
+    "                           json); avro: Confluent's wire format with\n"
+    "                           schemas/replay.avsc, registered as subject\n"
+    "                           TOPIC-value (the key stays JSON)\n"
+    "  --schema-registry-url URL  the registry, http:// or https://\n"
+    "                           (required with avro; unused with json)\n"
+    "  --schema-registry-basic-auth-user-info USER:PASSWORD\n"
+    "                           basic auth for the registry\n"
+    "  --schema-registry-ssl-ca-location FILE  CA file of an https registry\n"
     "  -X kafka.PROP=VALUE      a librdkafka property (security, timeouts)\n"
     "  --quiet                  no progress lines\n"
     "  -h, --help               print this help\n";
+
+/* dlq and topic take the output options too, and change nothing: they
+ * re-publish bytes as they were (README.md, "Output"). */
+#define USAGE_REPUBLISH_FORMAT                                                 \
+  "  --output-format json|avro  accepted, and changes nothing here: the\n"     \
+  "                           messages keep their bytes, JSON or Avro, as\n"   \
+  "                           they were; the --schema-registry-* options\n"    \
+  "                           are accepted too, and no registry is asked\n"
 
 static const char usage_dlq[] =
     "Usage: clinicmig-replay dlq -b BROKERS [options]\n"
@@ -155,7 +181,8 @@ static const char usage_dlq[] =
     "  --source-topic TOPIC     only dead letters read from TOPIC\n"
     "  --since TIME             only messages stamped at or after TIME\n"
     "  --until TIME             only messages stamped before TIME\n"
-    "  --rate N                 at most N messages a second\n"
+    "  --rate N                 at most N messages a "
+    "second\n" USAGE_REPUBLISH_FORMAT
     "  -X kafka.PROP=VALUE      a librdkafka property (security, timeouts)\n"
     "  --quiet                  no progress lines\n"
     "  -h, --help               print this help\n"
@@ -185,7 +212,8 @@ static const char usage_topic[] =
     "  --until TIME             up to the first message stamped at or after\n"
     "                           TIME (default: the end at start-up)\n"
     "  --topic-replay TOPIC     replay topic (default clinicmig.replay)\n"
-    "  --rate N                 at most N messages a second\n"
+    "  --rate N                 at most N messages a "
+    "second\n" USAGE_REPUBLISH_FORMAT
     "  -X kafka.PROP=VALUE      a librdkafka property (security, timeouts)\n"
     "  --quiet                  no progress lines\n"
     "  -h, --help               print this help\n"
@@ -432,6 +460,16 @@ static int set_time(const char *flag, const char *arg, int *has, int64_t *ms,
              flag, arg);
 }
 
+/* --output-format json|avro */
+static int set_format(rp_opts_t *o, const char *arg, char *errstr,
+                      size_t size) {
+  if (strcmp(arg, "json") != 0 && strcmp(arg, "avro") != 0)
+    return bad(errstr, size,
+               "--output-format: expected json or avro, got \"%s\"", arg);
+  o->avro = arg[0] == 'a';
+  return 0;
+}
+
 /* -X kafka.KEY=VALUE */
 static int add_prop(rp_opts_t *o, const char *arg, char *errstr, size_t size) {
   const char *eq = strchr(arg, '=');
@@ -487,6 +525,16 @@ static int set_simple(rp_opts_t *o, int c, const char *arg, char *errstr,
   case O_SOURCE_TOPIC:
     return set_string(&o->source_topic, "--source-topic", arg, errstr, size);
   case O_TOPIC: return set_string(&o->topic, "--topic", arg, errstr, size);
+  case O_REGISTRY_URL:
+    return set_string(&o->registry_url, "--schema-registry-url", arg, errstr,
+                      size);
+  case O_REGISTRY_AUTH:
+    return set_string(&o->registry_auth,
+                      "--schema-registry-basic-auth-user-info", arg, errstr,
+                      size);
+  case O_REGISTRY_CA:
+    return set_string(&o->registry_ca, "--schema-registry-ssl-ca-location", arg,
+                      errstr, size);
   default: return 1; /* not a simple one */
   }
 }
@@ -500,6 +548,7 @@ static int set_opt(rp_opts_t *o, int c, const char *arg, char *errstr,
     return rc;
   switch (c) {
   case O_PROP: return add_prop(o, arg, errstr, size);
+  case O_FORMAT: return set_format(o, arg, errstr, size);
   case O_RATE: return set_rate(o, arg, errstr, size);
   case O_TABLES: return set_tables(o, arg, errstr, size);
   case O_CLINICS: return set_clinics(o, arg, errstr, size);
@@ -561,6 +610,10 @@ static int check_db(rp_opts_t *o, char *errstr, size_t size) {
 
   if (!o->conninfo)
     return bad(errstr, size, "db: --legacy-conninfo is required");
+  if (o->avro && !o->registry_url)
+    return bad(errstr, size,
+               "db: --output-format avro needs --schema-registry-url (the"
+               " schema is registered there)");
   for (t = 0; t < CM_TABLE__CNT; t++)
     any |= o->table[t];
   if (!any)
@@ -598,6 +651,12 @@ static int check_opts(rp_opts_t *o, char *errstr, size_t size) {
   if (!o->brokers)
     return bad(errstr, size, "%s: -b/--bootstrap-servers is required",
                mode_names[o->mode]);
+  if (o->registry_url && strncmp(o->registry_url, "http://", 7) != 0 &&
+      strncmp(o->registry_url, "https://", 8) != 0)
+    return bad(errstr, size,
+               "--schema-registry-url: expected an http:// or https:// URL,"
+               " got \"%s\"",
+               o->registry_url);
   rc = o->mode == RP_MODE_DB ? check_db(o, errstr, size)
                              : check_read(o, errstr, size);
   if (rc != 0)

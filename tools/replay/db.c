@@ -21,6 +21,10 @@
  * upper bound of the tiling), the next chunk is fetched before the marker
  * is sent; the chunk's rows are gone by then, only its id runs are kept.
  *
+ * With --output-format avro the values are written by emit_avro.c, whose
+ * schema is registered before the database is even connected to; keys
+ * stay JSON.
+ *
  * The SELECT gives each column in its wire form: a date as days since
  * 1970-01-01, a timestamptz as ISO-8601 UTC with microseconds (to_char in
  * a session set to TimeZone=UTC, so a legacy "timestamp without time
@@ -72,6 +76,7 @@ typedef struct db_s {
   rp_snap_t snap;
   int64_t lo, hi; /* the tiling: --ids or all of int8 */
   cm_text_t key, val;
+  rp_avro_t *avro; /* --output-format avro, else NULL */
   rp_runs_t runs;
   tab_t tab[CM_TABLE__CNT];
   double started, next_progress;
@@ -396,8 +401,41 @@ static int wanted(const db_t *d, const PGresult *res, int row) {
   return 0;
 }
 
+/* Sends a key and an Avro value, which it frees. */
+static int send_avro(db_t *d, void *val, size_t len, int counted) {
+  int rc = rp_out_send(d->out, d->key.p, d->key.len, val, len, "db", NULL,
+                       counted, d->errstr, d->errstr_size);
+
+  free(val);
+  return rc;
+}
+
+static int send_row_avro(db_t *d, cm_table_t t, const PGresult *res, int row,
+                         int64_t id) {
+  void *val = NULL;
+  size_t len = 0;
+  int rc;
+
+  rp_emit_row_key(&d->key, res, row);
+  rc = rp_avro_row(d->avro, &d->snap, t, res, row, &val, &len, d->errstr,
+                   d->errstr_size);
+  if (rc != 0)
+    return rc;
+  if (d->key.failed || len > CM_EVENT_MAX_BYTES) {
+    free(val);
+    return fail(d, CM_ERR_TOO_LARGE,
+                "%s id %" PRId64 " is over %d bytes in Avro, more than the"
+                " workers read",
+                cm_table_name(t), id, CM_EVENT_MAX_BYTES);
+  }
+  d->tab[t].published++;
+  return send_avro(d, val, len, 1);
+}
+
 static int send_row(db_t *d, cm_table_t t, const PGresult *res, int row,
                     int64_t id) {
+  if (d->avro)
+    return send_row_avro(d, t, res, row, id);
   rp_emit_row(&d->key, &d->val, d->tab[t].source.p, t, res, row);
   if (d->key.failed || d->val.failed)
     return fail(d, CM_ERR_TOO_LARGE,
@@ -434,14 +472,31 @@ static int send_rows(db_t *d, cm_table_t t, const PGresult *res,
 }
 
 static int send_marker(db_t *d, cm_table_t t, int64_t first, int64_t last) {
-  rp_emit_marker(&d->key, &d->val, d->tab[t].marker_source.p, t, first, last,
-                 &d->runs);
-  if (d->key.failed || d->val.failed)
+  void *val = NULL;
+  size_t len = 0;
+  int rc;
+
+  if (d->avro) {
+    rp_emit_marker_key(&d->key, t, first, last);
+    rc = rp_avro_marker(d->avro, &d->snap, t, first, last, &d->runs, &val, &len,
+                        d->errstr, d->errstr_size);
+    if (rc != 0)
+      return rc;
+  } else {
+    rp_emit_marker(&d->key, &d->val, d->tab[t].marker_source.p, t, first, last,
+                   &d->runs);
+    len = d->val.failed ? (size_t)CM_EVENT_MAX_BYTES + 1 : d->val.len;
+  }
+  if (d->key.failed || len > CM_EVENT_MAX_BYTES) {
+    free(val);
     return fail(d, CM_ERR_TOO_LARGE,
                 "the range marker of %s ids %" PRId64 " to %" PRId64
                 " is over %d bytes; use a smaller --chunk-rows",
                 cm_table_name(t), first, last, CM_EVENT_MAX_BYTES);
+  }
   d->tab[t].markers++;
+  if (d->avro)
+    return send_avro(d, val, len, 0);
   return rp_out_send(d->out, d->key.p, d->key.len, d->val.p, d->val.len, "db",
                      NULL, 0, d->errstr, d->errstr_size);
 }
@@ -546,7 +601,12 @@ int rp_db_run(const rp_opts_t *o, rp_out_t *out, char *errstr,
     cm_text_init(&d.tab[t].source, CM_EVENT_MAX_BYTES);
     cm_text_init(&d.tab[t].marker_source, CM_EVENT_MAX_BYTES);
   }
-  rc = run(&d);
+  rc = 0;
+  if (o->avro)
+    d.avro = rp_avro_new(o, &rc, errstr, errstr_size);
+  if (rc == 0)
+    rc = run(&d);
+  rp_avro_destroy(d.avro);
   for (t = 0; t < CM_TABLE__CNT; t++) {
     cm_text_free(&d.tab[t].source);
     cm_text_free(&d.tab[t].marker_source);

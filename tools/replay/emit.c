@@ -1,5 +1,7 @@
 /*
- * emit.c — db mode's messages: snapshot rows and range markers as JSON.
+ * emit.c — db mode's messages: snapshot rows and range markers as JSON
+ *          (their keys are JSON in either output format; emit_avro.c
+ *          writes the values in Avro).
  *
  * NOTES
  * The formats are those of tools/replay/README.md ("Output"), which the
@@ -104,15 +106,19 @@ static void value(cm_text_t *b, const cm_column_t *col, const PGresult *res,
   }
 }
 
+void rp_emit_row_key(cm_text_t *key, const PGresult *res, int row) {
+  cm_text_reset(key);
+  cm_text_str(key, "{\"id\":");
+  cm_text_str(key, PQgetvalue(res, row, 0));
+  cm_text_str(key, "}");
+}
+
 void rp_emit_row(cm_text_t *key, cm_text_t *val, const char *source,
                  cm_table_t table, const PGresult *res, int row) {
   const cm_column_t *cols;
   int i, n;
 
-  cm_text_reset(key);
-  cm_text_str(key, "{\"id\":");
-  cm_text_str(key, PQgetvalue(res, row, 0));
-  cm_text_str(key, "}");
+  rp_emit_row_key(key, res, row);
   cols = cm_table_columns(table, &n);
   cm_text_reset(val);
   cm_text_str(val, "{\"before\":null,\"after\":{");
@@ -136,17 +142,22 @@ static void bounds(cm_text_t *b, int64_t first, int64_t last) {
   cm_text_i64(b, last);
 }
 
-void rp_emit_marker(cm_text_t *key, cm_text_t *val, const char *source,
-                    cm_table_t table, int64_t first, int64_t last,
-                    const rp_runs_t *present) {
-  int i;
-
+void rp_emit_marker_key(cm_text_t *key, cm_table_t table, int64_t first,
+                        int64_t last) {
   cm_text_reset(key);
   cm_text_str(key, "{\"table\":");
   cm_text_json(key, cm_table_name(table));
   cm_text_add(key, ",", 1);
   bounds(key, first, last);
   cm_text_str(key, "}");
+}
+
+void rp_emit_marker(cm_text_t *key, cm_text_t *val, const char *source,
+                    cm_table_t table, int64_t first, int64_t last,
+                    const rp_runs_t *present) {
+  int i;
+
+  rp_emit_marker_key(key, table, first, last);
   cm_text_reset(val);
   cm_text_str(val, "{\"op\":\"range\",\"source\":");
   cm_text_str(val, source);

@@ -9,8 +9,8 @@
  * read.c). args.c parses the command line into rp_opts_t; kafka.c holds
  * the librdkafka configuration, metadata and the capture of librdkafka's
  * log; out.c is the producer every mode publishes through, with its rate
- * limit and delivery accounting; buf.c is the bounded text buffer the
- * JSON is written into.
+ * limit and delivery accounting; emit_avro.c writes db mode's values in
+ * Avro when --output-format avro says so.
  *
  * Calls return 0 or a negative cm_err_t with a one-line reason in errstr:
  * CM_ERR_CONFIG for a bad argument (exit 2), anything else for a failure
@@ -81,6 +81,9 @@ typedef struct rp_opts_s {
   int partition_cnt;
   int has_from, has_to;
   int64_t from_offset, to_offset; /**< to is exclusive */
+  /* every mode; only db writes messages of its own (README.md, "Output") */
+  int avro; /**< --output-format avro */
+  const char *registry_url, *registry_auth, *registry_ca;
 } rp_opts_t;
 
 /* ---- args.c -------------------------------------------------------------- */
@@ -215,6 +218,49 @@ void rp_emit_row(cm_text_t *key, cm_text_t *val, const char *source,
 void rp_emit_marker(cm_text_t *key, cm_text_t *val, const char *source,
                     cm_table_t table, int64_t first, int64_t last,
                     const rp_runs_t *present);
+
+/** @brief The key of a row, {"id":N}, alone (for the Avro output). */
+void rp_emit_row_key(cm_text_t *key, const PGresult *res, int row);
+
+/** @brief The key of a range marker alone (for the Avro output). */
+void rp_emit_marker_key(cm_text_t *key, cm_table_t table, int64_t first,
+                        int64_t last);
+
+/* ---- emit_avro.c: db mode's values in Avro ------------------------------- */
+
+typedef struct rp_avro_s rp_avro_t;
+
+/**
+ * @brief The Avro writer of the replay topic's values: schemas/replay.avsc
+ *        (compiled in), registered in the registry of
+ *        --schema-registry-url as subject `<topic-replay>-value` here,
+ *        before anything is read.
+ * @returns the writer, or NULL with the reason in errstr and its code in
+ *          *err: CM_ERR_CONFIG for options the registry client refuses,
+ *          else a failure at run time (the registry cannot be reached or
+ *          refuses the schema).
+ */
+rp_avro_t *rp_avro_new(const rp_opts_t *o, int *err, char *errstr,
+                       size_t errstr_size);
+
+void rp_avro_destroy(rp_avro_t *a);
+
+/**
+ * @brief The value of row @p row of @p res (the table's columns, as db.c
+ *        selects them) in Confluent's wire format, filled from the
+ *        result's text as PostgreSQL gave it (ids are int8).
+ * @param out  set to a malloc()ed buffer of *out_len bytes: free() it.
+ * @returns 0 or a cm_err_t with the reason (no column value) in errstr.
+ */
+int rp_avro_row(rp_avro_t *a, const rp_snap_t *snap, cm_table_t table,
+                const PGresult *res, int row, void **out, size_t *out_len,
+                char *errstr, size_t errstr_size);
+
+/** @brief The value of a range marker in Confluent's wire format. */
+int rp_avro_marker(rp_avro_t *a, const rp_snap_t *snap, cm_table_t table,
+                   int64_t first, int64_t last, const rp_runs_t *present,
+                   void **out, size_t *out_len, char *errstr,
+                   size_t errstr_size);
 
 /* ---- db.c and read.c: the modes ------------------------------------------ */
 

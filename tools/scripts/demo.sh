@@ -9,10 +9,34 @@
 # is the demo's: every entity in sync). Everything it starts is stopped and removed at the
 # end (CM_DEMO_KEEP=1 keeps the database running and prints how to reach
 # it).
+#
+# demo.sh --avro: the same with the live changes in Avro, as Debezium's
+# AvroConverter writes them (clinicmig-gen --format avro), their writer
+# schemas registered in a schema registry the demo starts
+# (tools/lib/cmregistry.py, basic auth), which the workers are given
+# (schema.registry.url, README.md "Running against a schema registry");
+# the backfill (clinicmig-replay), the workers' progress events and the
+# reconciler's events are written in Avro too, and clinicmig-watch reads
+# them with the same registry.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${CM_BUILD_DIR:-$root/build}
 jobs=$(nproc 2>/dev/null || echo 2)
+
+avro=0
+for arg in "$@"; do
+  case $arg in
+    --avro) avro=1 ;;
+    -h | --help)
+      echo "usage: $0 [--avro]   (--avro: live changes in Avro through a schema registry)"
+      exit 0
+      ;;
+    *)
+      echo "usage: $0 [--avro]" >&2
+      exit 2
+      ;;
+  esac
+done
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -34,12 +58,17 @@ port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 workers=()
 reconciler=
 kafka_pid=
+registry_pid=
 
 cleanup() {
   set +e
   [ -n "$reconciler" ] && kill -TERM "$reconciler" 2>/dev/null
   for w in "${workers[@]}"; do kill -TERM "$w" 2>/dev/null; done
   for w in "${workers[@]}"; do wait "$w" 2>/dev/null; done
+  if [ -n "$registry_pid" ]; then
+    kill -TERM "$registry_pid" 2>/dev/null
+    wait "$registry_pid" 2>/dev/null
+  fi
   if [ -n "$kafka_pid" ]; then
     echo quit >&"${KAFKA[1]}" 2>/dev/null
     wait "$kafka_pid" 2>/dev/null
@@ -92,6 +121,44 @@ kafka() { # one control command; its reply in $reply (no subshell: the
   esac
 }
 
+# The options of each program in Avro mode: the live changes, the backfill,
+# the progress and the reconciliation streams all in Avro.
+worker_avro=()
+gen_avro=()
+replay_avro=()
+reconcile_avro=()
+watch_avro=()
+if [ $avro = 1 ]; then
+  say "starting a schema registry"
+  secret=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+  /usr/bin/python3 "$root/tools/lib/cmregistry.py" --user-info "demo:$secret" \
+    >"$work/registry.url" 2>"$work/registry.log" &
+  registry_pid=$!
+  for _ in $(seq 100); do
+    [ -s "$work/registry.url" ] && break
+    sleep 0.1
+  done
+  registry=$(head -n 1 "$work/registry.url")
+  if [ -z "$registry" ]; then
+    echo "demo: the schema registry did not start" >&2
+    cat "$work/registry.log" >&2
+    exit 1
+  fi
+  echo "schema registry: $registry"
+  worker_avro=(--schema-registry-url "$registry"
+    -X "schema.registry.basic.auth.user.info=demo:$secret")
+  worker_avro+=(-X topic.progress.format=avro)
+  gen_avro=(--format avro --schema-registry-url "$registry"
+    --schema-registry-basic-auth-user-info "demo:$secret")
+  # the backfill, the progress and the reconciliation streams in Avro too,
+  # their schemas registered under <topic>-value
+  registry_flags=(--schema-registry-url "$registry"
+    --schema-registry-basic-auth-user-info "demo:$secret")
+  replay_avro=(--output-format avro "${registry_flags[@]}")
+  reconcile_avro=(--output-format avro "${registry_flags[@]}")
+  watch_avro=("${registry_flags[@]}")
+fi
+
 say "loading the legacy data set"
 "$root/tools/gen/clinicmig-gen" seed --db "$legacy"
 
@@ -102,16 +169,17 @@ for n in 1 2; do
     --progress-interval-ms 1000 \
     -X kafka.session.timeout.ms=6000 \
     -X kafka.topic.metadata.refresh.interval.ms=1000 \
+    "${worker_avro[@]}" \
     2>"$work/worker-$n.log" &
   workers+=($!)
 done
 
 say "backfill through the replay topic, while live changes flow"
 "$build/tools/replay/clinicmig-replay" db --legacy-conninfo "$legacy" \
-  --bootstrap-servers "$bootstrap" &
+  --bootstrap-servers "$bootstrap" "${replay_avro[@]}" &
 replay=$!
 "$root/tools/gen/clinicmig-gen" history --db "$legacy" --seed 7 --steps 60 \
-  --updates-only --out "$work/live.jsonl"
+  --updates-only --out "$work/live.jsonl" "${gen_avro[@]}"
 "$root/tools/publish/clinicmig-publish" -b "$bootstrap" "$work/live.jsonl"
 wait "$replay"
 
@@ -148,6 +216,18 @@ for t in "${topics[@]}"; do
   fi
 done
 echo "no message dropped by the local cluster"
+if [ $avro = 1 ]; then
+  in_avro=$(grep -c '"payload_b64"' "$work/live.jsonl" || true)
+  psql -tAq "$target" -F ' ' -c \
+    "SELECT coalesce(sum(applied), 0), coalesce(sum(stale), 0),
+            coalesce(sum(skipped), 0), coalesce(sum(dead_lettered), 0)
+     FROM clinicmig.partition_stats WHERE topic LIKE 'legacy.public.%'" |
+    {
+      read -r applied stale skipped dead
+      echo "live changes: $in_avro messages in Avro; the workers applied" \
+        "$applied, $stale stale, $skipped skipped, $dead dead-lettered"
+    }
+fi
 
 say "oracle: f computed from the legacy tables vs. the new schema"
 "$build/tools/oracle/clinicmig-oracle" --legacy "$legacy" --target "$target"
@@ -155,8 +235,20 @@ say "oracle: f computed from the legacy tables vs. the new schema"
 say "reconciler: legacy, mirror and new schema compared, pass after pass"
 "$build/tools/reconcile/clinicmig-reconcile" --db-conninfo "$target" \
   --legacy-conninfo "$legacy" --bootstrap-servers "$bootstrap" \
-  --interval-ms 1000 --hold-ms 2000 2>"$work/reconciler.log" &
+  --interval-ms 1000 --hold-ms 2000 \
+  "${reconcile_avro[@]}" 2>"$work/reconciler.log" &
 reconciler=$!
 
 say "migration report (clinicmig-watch --report)"
-"$build/tools/watch/clinicmig-watch" -b "$bootstrap" --report --timeout 120
+"$build/tools/watch/clinicmig-watch" -b "$bootstrap" --report --timeout 120 \
+  "${watch_avro[@]}" || status=$?
+if [ $avro = 1 ]; then
+  # the subjects of the live topics' schemas and of clinicmig's own streams
+  /usr/bin/python3 - "$registry" "demo:$secret" <<'EOF'
+import base64, json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "/subjects", headers={
+    "Authorization": "Basic " + base64.b64encode(sys.argv[2].encode()).decode()})
+print("registered subjects:", " ".join(json.load(urllib.request.urlopen(req))))
+EOF
+fi
+exit "${status:-0}"

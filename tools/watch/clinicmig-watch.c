@@ -13,6 +13,14 @@
  * entity, counts and a verdict with lag 0 stamped after the workers were seen
  * drained. It exits 0 only if every verdict then says in sync; at the timeout
  * it prints what it knows and exits 1. Formats: docs/observability.md.
+ *
+ * Each message is JSON or, when it begins with byte 0 (no JSON text
+ * does), Avro in Confluent's wire format: it is read with its writer
+ * schema from --schema-registry-url or --schema-dir back into the JSON
+ * document (cm_avro_out.h) and folded in the same way. An Avro message
+ * that cannot be read (no schema source, an unknown id, a malformed body,
+ * a registry that does not answer) is counted and shown with the reason,
+ * never dropped silently.
  */
 #include "watch.h"
 
@@ -24,11 +32,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "clinicmig/cm_avro_out.h"
+#include "clinicmig/cm_err.h"
+#include "clinicmig/cm_schemas.h"
 #include "clinicmig/cm_value.h"
 
 #define NAME "clinicmig-watch"
@@ -45,6 +57,7 @@ typedef struct opts_s {
   int timeout_s;
   const char *props[PROPS_MAX][2];
   int n_props;
+  cm_schemas_conf_t schemas; /* of Avro messages */
 } opts_t;
 
 typedef struct run_s {
@@ -53,6 +66,7 @@ typedef struct run_s {
   rd_kafka_topic_partition_list_t *held; /* the partitions assigned */
   int64_t *end; /* per partition of held: its end when it was assigned */
   char *at_end; /* per partition of held: read up to that end */
+  cm_schemas_t *schemas; /* NULL: Avro messages cannot be read */
 } run_t;
 
 static volatile sig_atomic_t running = 1;
@@ -97,8 +111,21 @@ static void usage(FILE *out) {
           "  --timeout S                 --report gives up after S seconds\n"
           "                              (default 600): report, exit 1\n"
           "  --json                      JSON lines instead of tables\n"
+          "  --schema-registry-url URL   schema registry of Avro messages\n"
+          "                              (Confluent's wire format; JSON and\n"
+          "                              Avro may share the topics)\n"
+          "  --schema-registry-basic-auth-user-info USER:PASSWORD\n"
+          "                              basic auth for the registry\n"
+          "  --schema-registry-ssl-ca-location FILE\n"
+          "                              CA certificates of an https "
+          "registry\n"
+          "  --schema-dir DIR            Avro writer schemas <id>.avsc, "
+          "asked\n"
+          "                              before the registry\n"
           "  -X kafka.PROP=VALUE         a librdkafka property\n"
           "  -h, --help                  this text\n\n"
+          "An Avro message that cannot be read is counted and shown with "
+          "the\nreason (\"undecodable Avro messages\").\n\n"
           "Exit status: 0 (with --report: every entity in sync), 1 not in "
           "sync\nor timed out, or a Kafka failure, 2 bad usage.\n");
 }
@@ -168,6 +195,10 @@ static int parse_args(opts_t *o, int argc, char **argv) {
       {"report", no_argument, NULL, 'W'},
       {"timeout", required_argument, NULL, 't'},
       {"json", no_argument, NULL, 'j'},
+      {"schema-registry-url", required_argument, NULL, 'U'},
+      {"schema-registry-basic-auth-user-info", required_argument, NULL, 'A'},
+      {"schema-registry-ssl-ca-location", required_argument, NULL, 'C'},
+      {"schema-dir", required_argument, NULL, 'D'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int c;
@@ -181,6 +212,24 @@ static int parse_args(opts_t *o, int argc, char **argv) {
     case 'g': o->group = optarg; break;
     case 'W': o->report = 1; break;
     case 'j': o->json = 1; break;
+    case 'A': o->schemas.basic_auth = optarg; break;
+    case 'C': o->schemas.ca_location = optarg; break;
+    case 'U':
+      if (strncmp(optarg, "http://", 7) != 0 &&
+          strncmp(optarg, "https://", 8) != 0)
+        return bad("--schema-registry-url: expected an http:// or https:// "
+                   "URL, got \"%s\"",
+                   optarg);
+      o->schemas.registry_url = optarg;
+      break;
+    case 'D': {
+      struct stat st;
+
+      if (stat(optarg, &st) != 0 || !S_ISDIR(st.st_mode))
+        return bad("--schema-dir: \"%s\" is not a directory", optarg);
+      o->schemas.dir = optarg;
+      break;
+    }
     case 'h': usage(stdout); exit(0);
     case 's':
       if (parse_time(optarg, &o->since_ms) != 0)
@@ -354,6 +403,25 @@ static int subscribe(run_t *r, const opts_t *o) {
   return err ? 1 : 0;
 }
 
+/* Folds one message in: JSON as it is, Avro (byte 0 first) once read
+ * back into its JSON document. */
+static void apply(run_t *r, w_state_t *s, const void *value, size_t len) {
+  char why[512], *json = NULL;
+
+  if (!value || len == 0 || *(const unsigned char *)value != 0) {
+    w_state_apply(s, value, len);
+    return;
+  }
+  why[0] = '\0';
+  if (cm_avro_wire_to_json(r->schemas, value, len, &json, why, sizeof(why)) !=
+      CM_OK) {
+    w_state_undecodable(s, why);
+    return;
+  }
+  w_state_apply(s, json, strlen(json));
+  free(json);
+}
+
 /* Reads what is there for up to @p ms; counts partitions at their end. */
 static void consume(run_t *r, w_state_t *s, int ms) {
   int64_t until = wall_ms() + ms;
@@ -367,7 +435,7 @@ static void consume(run_t *r, w_state_t *s, int ms) {
       mark(r, m, 1);
     } else if (!m->err) {
       mark(r, m, 0);
-      w_state_apply(s, m->payload, m->len);
+      apply(r, s, m->payload, m->len);
     }
     rd_kafka_message_destroy(m);
   }
@@ -394,6 +462,9 @@ static int report(run_t *r, w_state_t *s, const opts_t *o) {
     w_view_json_report(stdout, s);
   else
     w_view_report(stdout, s);
+  if (s->undecodable)
+    fprintf(stderr, NAME ": %" PRId64 " Avro messages could not be read: %s\n",
+            s->undecodable, s->undecodable_why);
   if (!w_all_in_sync(s) || wall_ms() >= deadline)
     fprintf(stderr, NAME ": %s\n",
             w_all_in_sync(s) ? "timed out before everything was drained"
@@ -427,8 +498,19 @@ int main(int argc, char **argv) {
     return rc;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  if (!consumer(&r, &o))
+  if (o.schemas.registry_url || o.schemas.dir) {
+    char why[512];
+
+    r.schemas = cm_schemas_new(&o.schemas, why, sizeof(why));
+    if (!r.schemas) {
+      fprintf(stderr, NAME ": %s\n", why);
+      return 2;
+    }
+  }
+  if (!consumer(&r, &o)) {
+    cm_schemas_destroy(r.schemas);
     return 2;
+  }
   w_state_init(&s, o.since_ms);
   rc = subscribe(&r, &o);
   if (!rc)
@@ -437,5 +519,6 @@ int main(int argc, char **argv) {
   rd_kafka_destroy(r.rk);
   release(&r);
   w_state_clear(&s);
+  cm_schemas_destroy(r.schemas);
   return rc;
 }

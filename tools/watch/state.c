@@ -255,6 +255,11 @@ void w_state_apply(w_state_t *s, const char *value, size_t len) {
   cJSON_Delete(ev);
 }
 
+void w_state_undecodable(w_state_t *s, const char *why) {
+  s->undecodable++;
+  snprintf(s->undecodable_why, sizeof(s->undecodable_why), "%s", why);
+}
+
 int w_worker_alive(const w_worker_t *w, int64_t now_ms) {
   double window = 3 * (w->interval_s > 0 ? w->interval_s : 5.0) * 1000;
 

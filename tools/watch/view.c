@@ -72,6 +72,13 @@ static void sync_text(const w_entity_t *en, char *buf, size_t size) {
     snprintf(buf, size, "NO: %s", en->reason);
 }
 
+/* One line when some Avro messages could not be read. */
+static void undecodable(FILE *out, const w_state_t *s) {
+  if (s->undecodable)
+    fprintf(out, "undecodable Avro messages: %" PRId64 " (latest: %s)\n",
+            s->undecodable, s->undecodable_why);
+}
+
 static void live_workers(FILE *out, const w_state_t *s, int64_t now_ms) {
   int i, alive = 0;
 
@@ -109,7 +116,9 @@ void w_view_live(FILE *out, const w_state_t *s, int64_t now_ms, int tty) {
   for (i = 0; i < s->n_workers; i++)
     if (w_worker_alive(&s->workers[i], now_ms))
       replay += s->workers[i].lag_replay;
-  fprintf(out, "replay lag: %" PRId64 "\nrecent:\n", replay);
+  fprintf(out, "replay lag: %" PRId64 "\n", replay);
+  undecodable(out, s);
+  fprintf(out, "recent:\n");
   for (i = 0; i < s->n_recent; i++)
     fprintf(out, "  %s\n", s->recent[i]);
   fflush(out);
@@ -150,6 +159,7 @@ void w_view_report(FILE *out, const w_state_t *s) {
     sync_text(&s->ent[e], sync, sizeof(sync));
     fprintf(out, "in sync: %-12s %s\n", w_entity_names[e], sync);
   }
+  undecodable(out, s);
   fflush(out);
 }
 
@@ -195,6 +205,13 @@ void w_view_json_state(FILE *out, const w_state_t *s, int64_t now_ms) {
 
   for (e = 0; e < W_ENTITIES; e++)
     json_entity(out, s, e, now_ms, "watch");
+  if (s->undecodable) {
+    fprintf(out,
+            "{\"type\":\"watch_total\",\"undecodable\":%" PRId64 ",\"reason\":",
+            s->undecodable);
+    json_str(out, s->undecodable_why);
+    fprintf(out, "}\n");
+  }
   fflush(out);
 }
 
@@ -209,7 +226,8 @@ void w_view_json_report(FILE *out, const w_state_t *s) {
   }
   fprintf(out,
           "{\"type\":\"report_total\",\"records\":%" PRId64
-          ",\"errors\":%" PRId64 ",\"in_sync\":%s}\n",
-          total, errors, w_all_in_sync(s) ? "true" : "false");
+          ",\"errors\":%" PRId64 ",\"in_sync\":%s,\"undecodable\":%" PRId64
+          "}\n",
+          total, errors, w_all_in_sync(s) ? "true" : "false", s->undecodable);
   fflush(out);
 }

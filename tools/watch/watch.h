@@ -7,8 +7,9 @@
  * worker, its latest progress event, and per entity the latest counts,
  * verdict and unresolved links the reconciler published, and a short
  * ring of recent notable events (mismatches, merges, splits, gaps,
- * suspects). Times are the events' own stamps ("ts"), so a stream read
- * from its start shows the workers as they were, not as alive now.
+ * suspects), and how many Avro messages could not be read. Times are the
+ * events' own stamps ("ts"), so a stream read from its start shows the workers
+ * as they were, not as alive now.
  */
 #ifndef WATCH_H
 #define WATCH_H
@@ -57,8 +58,10 @@ typedef struct w_state_s {
   w_entity_t ent[W_ENTITIES];
   char recent[W_RECENT][W_LINE];
   int n_recent;
-  int64_t since_ms; /* events stamped before are ignored */
-  int64_t events;   /* events folded in */
+  int64_t since_ms;             /* events stamped before are ignored */
+  int64_t events;               /* events folded in */
+  int64_t undecodable;          /* Avro messages that could not be read */
+  char undecodable_why[W_LINE]; /* the reason of the latest */
 } w_state_t;
 
 /** The entity names, in display order. */
@@ -70,6 +73,9 @@ void w_state_clear(w_state_t *s);
 /** Folds one event (a Kafka message value) in; ignores what it cannot
  *  read. */
 void w_state_apply(w_state_t *s, const char *value, size_t len);
+
+/** Counts an Avro message that could not be read, and why. */
+void w_state_undecodable(w_state_t *s, const char *why);
 
 /** Whether worker @p w counts as alive at @p now_ms. */
 int w_worker_alive(const w_worker_t *w, int64_t now_ms);
