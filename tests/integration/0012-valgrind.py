@@ -1,26 +1,35 @@
 #!/usr/bin/python3
-"""0012-valgrind: the worker under valgrind's memcheck.
+"""0012-valgrind: the worker and the tools' Avro paths under valgrind's
+memcheck.
 
 A worker runs under memcheck through a small history of every entity
 (creates, updates, deletes, a poison event, a placeholder, backfill rows
 and a range marker; Avro events with their schemas from a registry, one
 of an unknown schema id and a truncated one), serving its HTTP endpoints
-(scraped while it runs) and publishing progress events every 500 ms, is
-stopped with SIGTERM, and must exit 0 with no memory error and no
-definite leak.
+(scraped while it runs) and publishing progress events in Avro every
+500 ms (their schema registered), is stopped with SIGTERM, and must exit
+0 with no memory error and no definite leak. While it runs, the tools
+that write or read clinicmig's Avro streams run under memcheck too, each
+with no memory error and no definite leak: clinicmig-replay db
+--output-format avro (onto a topic of its own, the seed data set as the
+legacy tables), clinicmig-reconcile --once --output-format avro and
+clinicmig-watch --report reading the Avro progress and reconciliation
+events with the registry.
 Skipped (reported as such, not passed) in the sanitizer build, where
 valgrind cannot run the instrumented binary.
 """
 import os
 import re
+import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cmtest import (Env, appointment, check, check_true, done,  # noqa
-                    drained, free_port, message, patient, publish,
-                    range_marker, replay_row, tombstone, user, wait_until)
+from cmtest import (BUILD, ROOT, TOPICS, Env, appointment, check,  # noqa
+                    check_true, done, drained, free_port, message, patient,
+                    publish, range_marker, replay_row, tombstone, user,
+                    wait_until)
 import cmavro  # noqa: E402
 from cmregistry import Registry  # noqa: E402
 
@@ -28,7 +37,88 @@ if os.environ.get("CM_SANITIZE") == "ON":
     print("valgrind cannot run the sanitizer build: skipped")
     sys.exit(77)
 
-with Env() as env:
+sys.path.insert(0, os.path.join(ROOT, "tools", "gen"))
+import cmgen  # noqa: E402
+import psycopg2  # noqa: E402
+from cmpublish import read_all  # noqa: E402
+
+REPLAY_TOPIC = "clinicmig.replay-vg"  # not one the worker reads
+topics = dict(TOPICS)
+topics.update({REPLAY_TOPIC: 1, "clinicmig.reconciliation": 1})
+
+
+def memcheck(log):
+    return ["valgrind", "--tool=memcheck", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--error-exitcode=99",
+            f"--log-file={log}"]
+
+
+def check_log(what, log):
+    with open(log) as f:
+        text = f.read()
+    check(f"{what}: no memory error",
+          re.findall(r"ERROR SUMMARY: (\d+) errors", text)[-1:], ["0"])
+    check(f"{what}: no definite leak",
+          re.findall(r"definitely lost: ([\d,]+) bytes", text)[-1:] or
+          ["0"], ["0"])
+
+
+def in_avro(m):
+    """Whether a read_all() message is in Confluent's wire format (its
+    bytes come as payload_b64, or as text when they are valid UTF-8)."""
+    return "payload_b64" in m or (m.get("payload") or "")[:1] == "\0"
+
+
+def tool(env, name, args, timeout=300):
+    """Runs build/tools/<name> under memcheck; its CompletedProcess."""
+    log = os.path.join(env.pg.dir, f"valgrind-{name}.log")
+    r = subprocess.run(memcheck(log) + [os.path.join(
+        BUILD, "tools", name.split("-")[1], name)] + args,
+        capture_output=True, text=True, timeout=timeout)
+    check_log(name, log)
+    return r
+
+
+def avro_tools(env, reg):
+    """The tools' Avro paths under memcheck, beside the worker."""
+    conn = psycopg2.connect(env.pg.conninfo)
+    cmgen.seed(conn)
+    conn.close()
+    registry = ["--schema-registry-url", reg.url,
+                "--schema-registry-basic-auth-user-info", reg.user_info]
+    r = tool(env, "clinicmig-replay", [
+        "db", "--legacy-conninfo", env.pg.conninfo, "-b",
+        env.kafka.bootstrap, "--topic-replay", REPLAY_TOPIC, "--quiet",
+        "--output-format", "avro"] + registry)
+    check("clinicmig-replay --output-format avro under valgrind exits 0",
+          (r.returncode, r.stderr[-300:]), (0, r.stderr[-300:]))
+    rows = read_all(env.kafka.bootstrap, REPLAY_TOPIC)
+    check_true("... and wrote Avro rows and markers", rows and all(
+        in_avro(m) for m in rows), rows[:1])
+    r = tool(env, "clinicmig-reconcile", [
+        "--db-conninfo", env.pg.conninfo, "--legacy-conninfo",
+        env.pg.conninfo, "-b", env.kafka.bootstrap, "--once", "--hold-ms",
+        "0", "--output-format", "avro"] + registry)
+    # the seed set is not what the worker applied: a pass that finds
+    # differences (3), and publishes them
+    check("clinicmig-reconcile --output-format avro under valgrind: a pass",
+          (r.returncode, r.stderr[-300:]), (3, r.stderr[-300:]))
+    recs = read_all(env.kafka.bootstrap, "clinicmig.reconciliation")
+    check_true("... its events in Avro", recs and all(
+        in_avro(m) for m in recs), recs[:1])
+    r = tool(env, "clinicmig-watch", [
+        "-b", env.kafka.bootstrap, "--report", "--timeout", "5", "--json"] +
+        registry)
+    # not in sync (the differences above): the report after the timeout
+    check("clinicmig-watch --report on Avro streams under valgrind: exit 1",
+          (r.returncode, r.stderr[-300:]), (1, r.stderr[-300:]))
+    check_true("... having read the Avro events: a report",
+               r.stdout.strip(), r.stderr[-500:])
+    check_true("... none it could not read",
+               "could not be read" not in r.stderr, r.stderr[-500:])
+
+
+with Env(topics=topics) as env:
     log = os.path.join(env.pg.dir, "valgrind.log")
     msgs = [message("User", "c", user(i, email=f"d{i % 3}@x.ru"), 100 + i)
             for i in range(1, 30)]
@@ -76,10 +166,7 @@ with Env() as env:
 
     vg = env.worker("vg", extra=reg.worker_options() + [
         "--http-listen", f"127.0.0.1:{port}", "--progress-interval-ms",
-        "500"], wrapper=[
-        "valgrind", "--tool=memcheck", "--leak-check=full",
-        "--errors-for-leak-kinds=definite", "--error-exitcode=99",
-        f"--log-file={log}"])
+        "500", "--topic-progress-format", "avro"], wrapper=memcheck(log))
     wait_until("drained under valgrind", lambda: drained(env.pg, env.kafka),
                300)
     check("/healthz under valgrind", get("/healthz"), (200, "ok\n"))
@@ -92,16 +179,16 @@ with Env() as env:
                'clinicmig_events_total{entity="doctor",outcome="consumed"} 0'
                not in page, page[:300])
     check("an unknown path under valgrind", get("/nope")[0], 404)
+    avro_tools(env, reg)
     status = vg.stop(timeout=120)
     reg.stop()
-    with open(log) as f:
-        text = f.read()
     check("the worker under valgrind exits 0 after SIGTERM", status, 0)
-    check("no memory error", re.findall(r"ERROR SUMMARY: (\d+) errors",
-                                        text)[-1:], ["0"])
-    check("no definite leak",
-          re.findall(r"definitely lost: ([\d,]+) bytes", text)[-1:] or
-          ["0"], ["0"])
+    check_log("the worker", log)
+    progress = read_all(env.kafka.bootstrap, "clinicmig.progress")
+    check_true("its progress events in Avro", progress and all(
+        in_avro(m) for m in progress), progress[:1])
+    check_true("... their schema registered under clinicmig.progress-value",
+               "clinicmig.progress-value" in reg.subjects, reg.subjects)
     check("the Avro events applied", env.pg.query(
         "SELECT count(*) FROM clinicmig.mirror_user WHERE id BETWEEN 40"
         " AND 46"), [(6,)])
