@@ -54,11 +54,30 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
   cm_log(l, "kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
+/*
+ * The consumer's prefetch, bounded (docs/performance.md §5): librdkafka
+ * queues up to 64 MiB and 100 000 messages ahead of the application by
+ * default, which a backlog fills and the worker's memory then shows. A
+ * batch is at most batch.max.events messages, so a few batches ahead keep
+ * the fetcher busy; -X kafka.* still overrides these.
+ */
+static const char *const consumer_defaults[][2] = {
+    {"queued.max.messages.kbytes", "8192"},
+    {"queued.min.messages", "10000"},
+};
+
 rd_kafka_conf_t *cm_kafka_conf(const cm_config_t *conf, int consumer,
                                char *errstr, size_t errstr_size) {
   rd_kafka_conf_t *kc = rd_kafka_conf_new();
+  size_t d;
   int i;
 
+  for (d = 0;
+       consumer && d < sizeof(consumer_defaults) / sizeof(consumer_defaults[0]);
+       d++)
+    if (rd_kafka_conf_set(kc, consumer_defaults[d][0], consumer_defaults[d][1],
+                          errstr, errstr_size) != RD_KAFKA_CONF_OK)
+      goto fail;
   for (i = 0; i < conf->kafka_cnt; i++) {
     if (!consumer && is_consumer_only(conf->kafka[i].key))
       continue;
