@@ -10,7 +10,9 @@ written with every field. Then the checks are shown to fail when they
 should: a worker that maps patients differently (--patients-match
 strict, while the oracle expects loose) is fast and wrong, so the
 benchmark must exit 1 and name the oracle; and the baselines' table
-checks must report a mirror row that differs from the legacy row.
+checks must report a mirror row that differs from the legacy row. The
+wrong worker's run also takes --statements: its statements, as
+pg_stat_statements counted them, are in the JSON and the summary.
 """
 import importlib.machinery
 import importlib.util
@@ -130,7 +132,7 @@ try:
     os.chmod(wrong, 0o755)
     out2 = os.path.join(tmp, "wrong.json")
     r = bench("--variant", "mixed", "--systems", "clinicmig-1", "--out", out2,
-              "--build", fake,
+              "--build", fake, "--statements",
               command=[sys.executable, os.path.join(BENCH, "clinicmig-bench")],
               build=fake)
     check("a wrong worker makes the benchmark exit 1", r.returncode, 1)
@@ -140,6 +142,17 @@ try:
     check("its run failed the oracle",
           (run.get("ok"), run.get("check", "")[:8]), (False, "oracle: "))
     check_true("the summary says FAILED", "FAILED" in r.stdout, r.stdout)
+    # --statements: the worker's statements as pg_stat_statements saw them
+    st = run.get("statements") or []
+    check_true("--statements: the run's statements by execution time",
+               st and all(x["total_ms"] >= y["total_ms"]
+                          for x, y in zip(st, st[1:])), st[:2])
+    check_true("--statements: the mirror upserts among them", any(
+        x["query"].startswith("INSERT INTO clinicmig.mirror_") for x in st),
+        [x["query"][:60] for x in st])
+    check_true("--statements: printed after the summary",
+               "statements by execution time (pg_stat_statements)" in
+               r.stdout, r.stdout[-800:])
 
     # -- the baselines' checks see a wrong row ---------------------------
     mod = load_bench_module()
