@@ -63,17 +63,7 @@ struct cm_avro_out_s {
   int registered;
 };
 
-__attribute__((format(printf, 4, 5))) static int
-fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...) {
-  va_list ap;
-
-  if (errstr == NULL || errstr_size == 0)
-    return err;
-  va_start(ap, fmt);
-  vsnprintf(errstr, errstr_size, fmt, ap);
-  va_end(ap);
-  return err;
-}
+#define fail cm_fail
 
 const char *cm_avsc(const char *name) {
   int i;

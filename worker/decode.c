@@ -45,7 +45,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,19 +83,18 @@ typedef struct dec_s {
   size_t errstr_size;
 } dec_t;
 
-int cm_dec_fail(char *errstr, size_t errstr_size, int err, const char *fmt,
-                ...) {
-  va_list ap;
+#define fail cm_fail
 
-  if (errstr == NULL || errstr_size == 0)
-    return err;
-  va_start(ap, fmt);
-  vsnprintf(errstr, errstr_size, fmt, ap);
-  va_end(ap);
-  return err;
+const char cm_dec_run_misfit[] =
+    "range.present: runs not sorted, disjoint and within the range";
+
+int cm_dec_run_fits(const cm_event_t *ev, int i) {
+  const int64_t *r = ev->runs;
+
+  return !((i == 0 && r[0] < ev->range_first) ||
+           (i > 0 && r[2 * i] <= r[2 * i - 1]) ||
+           r[2 * i + 1] > ev->range_last || r[2 * i + 1] == INT64_MAX);
 }
-
-#define fail cm_dec_fail
 #define BAD(d, ...)                                                            \
   fail((d)->errstr, (d)->errstr_size, CM_ERR_BAD_INPUT, __VA_ARGS__)
 
@@ -1011,12 +1009,8 @@ static int decode_range(dec_t *d, const cJSON *env) {
                     &ev->runs[2 * i + 1]);
     if (rc != CM_OK)
       return rc;
-    if ((i == 0 && ev->runs[0] < ev->range_first) ||
-        (i > 0 && ev->runs[2 * i] <= ev->runs[2 * i - 1]) ||
-        ev->runs[2 * i + 1] > ev->range_last ||
-        ev->runs[2 * i + 1] == INT64_MAX)
-      return BAD(d, "range.present: runs not sorted, disjoint and within "
-                    "the range");
+    if (!cm_dec_run_fits(ev, i))
+      return BAD(d, "%s", cm_dec_run_misfit);
     ev->n_runs = i + 1;
   }
   ev->key = ev->range_first;

@@ -105,7 +105,7 @@ typedef struct adec_s {
 enum { TXSNAP_NONE = 0, TXSNAP_STR, TXSNAP_OTHER };
 
 #define BAD(d, ...)                                                            \
-  cm_dec_fail((d)->errstr, (d)->errstr_size, CM_ERR_BAD_INPUT, __VA_ARGS__)
+  cm_fail((d)->errstr, (d)->errstr_size, CM_ERR_BAD_INPUT, __VA_ARGS__)
 
 /* ---- the reader -------------------------------------------------------- */
 
@@ -306,7 +306,7 @@ static int wire_header(adec_t *d, const char *what, const void *msg, size_t len,
   why[0] = '\0';
   rc = cm_schemas_get(d->schemas, id, sch, why, sizeof(why));
   if (rc != CM_OK)
-    return cm_dec_fail(d->errstr, d->errstr_size, rc, "%s: %s", what, why);
+    return cm_fail(d->errstr, d->errstr_size, rc, "%s: %s", what, why);
   c->p = p + 5;
   c->n = len - 5;
   return CM_OK;
@@ -386,8 +386,7 @@ static int col_text(adec_t *d, const av_t *av, const char *path,
     return BAD(d, "%s: string contains a NUL character", path);
   out->s = malloc(av->len + 1);
   if (out->s == NULL)
-    return cm_dec_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM,
-                       "out of memory");
+    return cm_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
   memcpy(out->s, av->s, av->len);
   out->s[av->len] = '\0';
   if (!cm_dec_utf8_valid((const unsigned char *)out->s))
@@ -817,8 +816,7 @@ static int check_txsnap(adec_t *d) {
     return BAD(d, "source.txid_snapshot: not a string");
   text = malloc(d->txsnap_len + 1);
   if (text == NULL)
-    return cm_dec_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM,
-                       "out of memory");
+    return cm_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
   memcpy(text, d->txsnap, d->txsnap_len);
   text[d->txsnap_len] = '\0';
   rc = memchr(d->txsnap, '\0', d->txsnap_len) != NULL
@@ -826,7 +824,7 @@ static int check_txsnap(adec_t *d) {
            : cm_txsnap_parse(text, &d->ev->txsnap);
   free(text);
   if (rc == CM_ERR_NOMEM)
-    return cm_dec_fail(d->errstr, d->errstr_size, rc, "out of memory");
+    return cm_fail(d->errstr, d->errstr_size, rc, "out of memory");
   if (rc != 0)
     return BAD(d, "source.txid_snapshot: not a snapshot (xmin:xmax:xip,...)");
   d->ev->has_txsnap = 1;
@@ -976,8 +974,7 @@ static int read_present(adec_t *d, cur_t *c, avro_schema_t s) {
     return BAD(d, "range.present: missing or not a list");
   ev->runs = malloc(sizeof(*ev->runs) * (size_t)cap);
   if (ev->runs == NULL)
-    return cm_dec_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM,
-                       "out of memory");
+    return cm_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
   for (;;) {
     if (next_block(c, &cnt) != 0)
       return mismatch(d, "range");
@@ -989,20 +986,16 @@ static int read_present(adec_t *d, cur_t *c, avro_schema_t s) {
         cap *= 2;
         grown = realloc(ev->runs, sizeof(*ev->runs) * (size_t)cap);
         if (grown == NULL)
-          return cm_dec_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM,
-                             "out of memory");
+          return cm_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM,
+                         "out of memory");
         ev->runs = grown;
       }
       rc = read_run(d, c, avro_schema_array_items(s), &ev->runs[2 * i],
                     &ev->runs[2 * i + 1]);
       if (rc != CM_OK)
         return rc;
-      if ((i == 0 && ev->runs[0] < ev->range_first) ||
-          (i > 0 && ev->runs[2 * i] <= ev->runs[2 * i - 1]) ||
-          ev->runs[2 * i + 1] > ev->range_last ||
-          ev->runs[2 * i + 1] == INT64_MAX)
-        return BAD(d, "range.present: runs not sorted, disjoint and within "
-                      "the range");
+      if (!cm_dec_run_fits(ev, i))
+        return BAD(d, "%s", cm_dec_run_misfit);
       ev->n_runs = i + 1;
     }
   }

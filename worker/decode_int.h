@@ -24,9 +24,11 @@ typedef enum cm_ts_unit_e {
   CM_TS_BAD,  /* a semantic type that is not a timestamp */
 } cm_ts_unit_t;
 
-/* Writes the reason (if there is room) and returns @p err. */
-__attribute__((format(printf, 4, 5))) int
-cm_dec_fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...);
+/* Whether run @p i of a range marker's ev->runs, just read, keeps the
+ * runs sorted, disjoint and within [range_first, range_last]; the reason
+ * when it does not. Both decoders check markers with it. */
+int cm_dec_run_fits(const cm_event_t *ev, int i);
+extern const char cm_dec_run_misfit[];
 
 /* At most 32 bytes of @p src, printable ASCII only, for a reason. */
 const char *cm_dec_printable(const char *src, char *dst, size_t dst_size);

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,17 +66,7 @@ typedef struct buf_s {
   int over;
 } buf_t;
 
-__attribute__((format(printf, 4, 5))) static int
-fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...) {
-  va_list ap;
-
-  if (errstr == NULL || errstr_size == 0)
-    return err;
-  va_start(ap, fmt);
-  vsnprintf(errstr, errstr_size, fmt, ap);
-  va_end(ap);
-  return err;
-}
+#define fail cm_fail
 
 static char *dup_or_null(const char *s) {
   return (s != NULL && s[0] != '\0') ? strdup(s) : NULL;

@@ -11,6 +11,8 @@
 #ifndef CM_ERR_H
 #define CM_ERR_H
 
+#include <stddef.h>
+
 typedef enum cm_err_e {
   CM_OK = 0,
   CM_ERR_BAD_INPUT = -1, /**< input the mapping cannot use: dead-letter it */
@@ -25,5 +27,12 @@ typedef enum cm_err_e {
  * @brief A short, static, human-readable text for an error code.
  */
 const char *cm_strerror(int err);
+
+/**
+ * @brief Writes a one-line reason into @p errstr (if it has room) and
+ *        returns @p err, for `return cm_fail(errstr, n, CM_ERR_..., ...)`.
+ */
+__attribute__((format(printf, 4, 5))) int
+cm_fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...);
 
 #endif
