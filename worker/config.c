@@ -83,7 +83,7 @@ static const opt_t options[] = {
     {"patients.match", OPT_MATCH, OFF(patients_match), 0, 0, "loose",
      "loose: link patients by phone or email; strict: only where birth "
      "dates do not conflict"},
-    {"batch.max.events", OPT_INT, OFF(batch_max_events), 1, 1000000, "1000",
+    {"batch.max.events", OPT_INT, OFF(batch_max_events), 1, 1000000, "2500",
      "most events in one batch (one database transaction)"},
     {"batch.max.ms", OPT_INT, OFF(batch_max_ms), 1, 600000, "200",
      "longest time a batch collects events, in milliseconds"},

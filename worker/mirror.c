@@ -82,12 +82,15 @@ typedef struct state_s {
   int snapshot;
   int has_snap; /* the version is a backfill row's: ordered by snap */
   cm_txsnap_t snap;
-  int virt; /* no row: the version a recorded range implies */
+  int virt;           /* no row: the version a recorded range implies */
+  int exists_at_load; /* a stored row was read (old_* hold its keys) */
+  int refold;         /* columns changed: the keys need set_extras */
   int changed;
   int written;           /* the guarded write moved the stored row */
   const cm_item_t *last; /* item whose position the row now carries */
   char *vals[CM_MAX_COLS + MAX_EXTRA];
   char *old_extra[MAX_EXTRA]; /* grouping keys before the batch */
+  char *old_src[MAX_EXTRA];   /* the stored values they were made from */
   char *old_ref[2];           /* appointments: doctorId, patientId before */
 } state_t;
 
@@ -220,8 +223,10 @@ static void state_free(state_t *s, int n) {
   for (i = 0; i < n; i++) {
     for (c = 0; c < CM_MAX_COLS + MAX_EXTRA; c++)
       free(s[i].vals[c]);
-    for (c = 0; c < MAX_EXTRA; c++)
+    for (c = 0; c < MAX_EXTRA; c++) {
       free(s[i].old_extra[c]);
+      free(s[i].old_src[c]);
+    }
     free(s[i].old_ref[0]);
     free(s[i].old_ref[1]);
     cm_txsnap_clear(&s[i].snap);
@@ -261,6 +266,17 @@ static int64_t parse_i64(const char *s) {
   return s ? strtoll(s, NULL, 10) : 0;
 }
 
+/* The legacy column grouping key @p i of table @p td is made from. */
+static int extra_source(const tdesc_t *td, int i) {
+  if (strcmp(td->extra[i], "phone_norm") == 0)
+    return CM_PATIENT_PHONE;
+  return td->table == CM_TABLE_USER ? CM_USER_EMAIL : CM_PATIENT_EMAIL;
+}
+
+static int same_text(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* Reads the locked rows into the states (which are sorted by id, as the
  * rows come back). */
 static void load_states(PGresult *res, const tdesc_t *td, state_t *st,
@@ -277,12 +293,15 @@ static void load_states(PGresult *res, const tdesc_t *td, state_t *st,
     if (k == n_st || st[k].id != id)
       continue;
     st[k].exists = 1;
+    st[k].exists_at_load = 1;
     st[k].deleted = PQgetvalue(res, r, ncols)[0] == 't';
     for (c = 0; c < ncols; c++)
       if (!PQgetisnull(res, r, c))
         st[k].vals[c] = strdup(PQgetvalue(res, r, c));
-    for (c = 0; c < td->n_extra; c++)
+    for (c = 0; c < td->n_extra; c++) {
       st[k].old_extra[c] = dup_or_null(st[k].vals[ncols - td->n_extra + c]);
+      st[k].old_src[c] = dup_or_null(st[k].vals[extra_source(td, c)]);
+    }
     if (td->table == CM_TABLE_APPOINTMENT && !st[k].deleted) {
       st[k].old_ref[0] = dup_or_null(st[k].vals[CM_APPT_DOCTOR_ID]);
       st[k].old_ref[1] = dup_or_null(st[k].vals[CM_APPT_PATIENT_ID]);
@@ -300,7 +319,13 @@ static void load_states(PGresult *res, const tdesc_t *td, state_t *st,
   }
 }
 
-/* Recomputes the grouping keys of a folded row. */
+/*
+ * Recomputes the grouping keys of a folded row, once per row and batch.
+ * A key whose source value is the one the stored key was made from is
+ * kept as stored: most updates leave phone and email alone, and
+ * libphonenumber's parse is the costliest step of the fold
+ * (docs/performance.md §10).
+ */
 static void set_extras(const cm_mirror_t *m, const tdesc_t *td, state_t *s) {
   char norm[NORM_MAX];
   int ncols, i;
@@ -310,13 +335,13 @@ static void set_extras(const cm_mirror_t *m, const tdesc_t *td, state_t *s) {
   for (i = 0; i < td->n_extra; i++) {
     free(s->vals[ncols + i]);
     s->vals[ncols + i] = NULL;
-    if (strcmp(td->extra[i], "email_norm") == 0) {
-      src = s->vals[td->table == CM_TABLE_USER ? CM_USER_EMAIL
-                                               : CM_PATIENT_EMAIL];
+    src = s->vals[extra_source(td, i)];
+    if (s->exists_at_load && same_text(src, s->old_src[i])) {
+      s->vals[ncols + i] = dup_or_null(s->old_extra[i]);
+    } else if (strcmp(td->extra[i], "email_norm") == 0) {
       if (cm_email_normalize(src, norm, sizeof(norm)))
         s->vals[ncols + i] = strdup(norm);
     } else {
-      src = s->vals[CM_PATIENT_PHONE];
       if (src && cm_phone_normalize(src, m->region, norm, sizeof(norm)))
         s->vals[ncols + i] = strdup(norm);
     }
@@ -366,8 +391,7 @@ static int supersedes(const cm_event_t *ev, const state_t *s) {
   return !s->has_lsn || ev->lsn > s->lsn;
 }
 
-static void fold_one(const cm_mirror_t *m, const tdesc_t *td, state_t *s,
-                     cm_item_t *it) {
+static void fold_one(const tdesc_t *td, state_t *s, cm_item_t *it) {
   char buf[CM_VALUE_TEXT_MAX];
   const char *text;
   int ncols, c;
@@ -389,7 +413,7 @@ static void fold_one(const cm_mirror_t *m, const tdesc_t *td, state_t *s,
       free(s->vals[c]);
       s->vals[c] = dup_or_null(text);
     }
-    set_extras(m, td, s);
+    s->refold = 1;
   }
   s->deleted = it->ev.op == CM_OP_DELETE;
   s->exists = 1;
@@ -830,8 +854,11 @@ int cm_mirror_apply(cm_mirror_t *m, cm_db_t *db, cm_table_t table,
   for (i = 0, k = 0; !r && i < n; i++) {
     while (st[k].id != items[i]->ev.key)
       k++;
-    fold_one(m, td, &st[k], items[i]);
+    fold_one(td, &st[k], items[i]);
   }
+  for (k = 0; !r && k < n_st; k++)
+    if (st[k].refold)
+      set_extras(m, td, &st[k]);
   if (!r)
     r = write_rows(db, &m->sql[idx], td, st, n_st, items, n, errstr,
                    errstr_size);
