@@ -147,6 +147,8 @@ try:
     check_true("--statements: the run's statements by execution time",
                st and all(x["total_ms"] >= y["total_ms"]
                           for x, y in zip(st, st[1:])), st[:2])
+    check_true("--statements: planning and JIT times of each", st and all(
+        x["plan_ms"] >= 0 and x["jit_ms"] >= 0 for x in st), st[:2])
     check_true("--statements: the mirror upserts among them", any(
         x["query"].startswith("INSERT INTO clinicmig.mirror_") for x in st),
         [x["query"][:60] for x in st])
