@@ -105,11 +105,17 @@ static void on_notice(void *arg, const char *message) {
   cm_debug("database: %s", first_line(message, line, sizeof(line)));
 }
 
+/*
+ * The session's settings. jit off: the worker's statements run in
+ * milliseconds, and PostgreSQL's JIT compiler, which starts above a plan
+ * cost and not a run time, spent up to 700 ms compiling one of them
+ * (docs/performance.md §10).
+ */
 static int try_connect(cm_db_t *db) {
   static const char setup[] =
       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';"
       "SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3;"
-      "SET application_name = 'clinicmig-worker'";
+      "SET jit = off; SET application_name = 'clinicmig-worker'";
   char line[512];
   PGresult *res;
   int ok;

@@ -59,11 +59,15 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
  * queues up to 64 MiB and 100 000 messages ahead of the application by
  * default, which a backlog fills and the worker's memory then shows. A
  * batch is at most batch.max.events messages, so a few batches ahead keep
- * the fetcher busy; -X kafka.* still overrides these.
+ * the fetcher busy. One fetch response may carry up to 1 MiB of every
+ * partition it asks for, past the queue's bound, so the response is
+ * bounded too (fetch.max.bytes, 50 MiB by default): otherwise the peak
+ * grows with the number of partitions. -X kafka.* still overrides these.
  */
 static const char *const consumer_defaults[][2] = {
     {"queued.max.messages.kbytes", "8192"},
     {"queued.min.messages", "10000"},
+    {"fetch.max.bytes", "4194304"},
 };
 
 rd_kafka_conf_t *cm_kafka_conf(const cm_config_t *conf, int consumer,
