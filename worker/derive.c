@@ -170,11 +170,23 @@ const cm_patient_sql_t *cm_derive_patient_sql(const cm_derive_t *d,
   return &d->patient;
 }
 
+/*
+ * Names are locked by bucket: the advisory lock (25453, hash of the name
+ * mod 1 024). PostgreSQL's lock table is a fixed
+ * pool of max_locks_per_transaction x max_connections slots (6 400 by
+ * default) shared by every session; a lock per name made a batch whose
+ * patients form one large component (thousands of keys) run out of it
+ * ("out of shared memory") and retry for ever. Buckets bound a
+ * transaction's locks; two names in one bucket only make two workers
+ * wait for each other (docs/performance.md §10).
+ */
 int cm_derive_lock(cm_db_t *db, cm_strset_t *want, cm_strset_t *held,
                    int *added, char *errstr, size_t errstr_size) {
+  /* lock space 25453 (the first key of the two-key form), 1 024 buckets */
   static const char sql[] =
-      "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
-      " FROM unnest($1::text[]) AS k";
+      "SELECT count(pg_advisory_xact_lock(25453, b))"
+      " FROM (SELECT DISTINCT (hashtextextended(k, 0) & 1023)::int AS b"
+      "       FROM unnest($1::text[]) AS k ORDER BY 1) AS s";
   char **fresh, *arr;
   const char *params[1];
   int i, n = 0, r;

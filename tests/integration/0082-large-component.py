@@ -1,0 +1,47 @@
+#!/usr/bin/python3
+"""0082-large-component: a patient component of thousands of keys converges.
+
+A derivation locks the names of everything it reads (cm_derive.h).
+PostgreSQL's lock table is a fixed pool shared by every session
+(max_locks_per_transaction x the server's backends); a lock per name made
+a batch whose patients form one large component exhaust it ("out of
+shared memory") and retry for ever. Names are locked by bucket
+(worker/derive.c, docs/performance.md §10), so a transaction holds at most
+1 024 advisory locks.
+
+Here the server's pool is about 1 300 slots, and 3 000 patients form one
+chain (patients 2k and 2k+1 share an email, 2k+1 and 2k+2 a phone): 6 000
+names. The worker must drain them all into one global patient.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from cmtest import (Env, check, done, drained, message, no_drops,  # noqa
+                    patient, publish, wait_until)
+
+N = 3000
+
+with Env() as env:
+    with open(os.path.join(env.pg.data, "postgresql.conf"), "a") as f:
+        f.write("max_connections = 20\nmax_locks_per_transaction = 30\n")
+    env.pg.restart()
+    check("the server's lock table is small",
+          env.pg.query("SHOW max_locks_per_transaction"), [("30",)])
+    msgs = [message("Patient", "c", patient(
+        i + 1, clinic=1 + i % 5, email=f"chain{i // 2}@example.org",
+        phone=f"+7916{(i + 1) // 2:07d}"), 100 + i) for i in range(N)]
+    env.worker(extra=["--batch-max-events", "5000",
+                      "--batch-max-ms", "3000"])
+    publish(env.kafka.bootstrap, msgs)
+    wait_until("the chain drained", lambda: drained(env.pg, env.kafka),
+               timeout=180)
+    no_drops(env.kafka)
+    check("one global patient holds the whole chain", env.pg.query(
+        "SELECT id, member_count FROM v2.global_patient"), [(1, N)])
+    check("every clinic patient points at it", env.pg.query(
+        "SELECT count(*), min(global_patient_id), max(global_patient_id)"
+        " FROM v2.clinic_patient"), [(N, 1, 1)])
+    check("no batch retried", "will be retried" in env.workers[0].output(),
+          False)
+done()
