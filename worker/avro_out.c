@@ -63,8 +63,6 @@ struct cm_avro_out_s {
   int registered;
 };
 
-#define fail cm_fail
-
 const char *cm_avsc(const char *name) {
   int i;
 
@@ -192,7 +190,7 @@ cm_avro_out_t *cm_avro_out_new(cm_schemas_t *s, const char *topic,
   size_t n = strlen(topic) + sizeof("-value");
 
   if (o == NULL) {
-    fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
     return NULL;
   }
   o->s = s;
@@ -204,9 +202,9 @@ cm_avro_out_t *cm_avro_out_new(cm_schemas_t *s, const char *topic,
   if (avro_schema_from_json_length(schema_json, strlen(schema_json),
                                    &o->schema) != 0) {
     o->schema = NULL;
-    fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-         "subject %s: not a valid Avro schema: %s", o->subject,
-         avro_strerror());
+    cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+            "subject %s: not a valid Avro schema: %s", o->subject,
+            avro_strerror());
     cm_avro_out_destroy(o);
     return NULL;
   }
@@ -217,7 +215,7 @@ cm_avro_out_t *cm_avro_out_new(cm_schemas_t *s, const char *topic,
     goto nomem;
   return o;
 nomem:
-  fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+  cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   cm_avro_out_destroy(o);
   return NULL;
 }
@@ -576,12 +574,12 @@ int cm_avro_out_encode_value(cm_avro_out_t *o, avro_value_t *v, void **out,
   int rc;
 
   if (avro_value_sizeof(v, &size) != 0)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "subject %s: the value cannot be written: %s", o->subject,
-                avro_strerror());
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "subject %s: the value cannot be written: %s", o->subject,
+                   avro_strerror());
   buf = malloc(size + 5);
   if (buf == NULL)
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   w = avro_writer_memory((const char *)buf + 5, (int64_t)size);
   rc = w != NULL && avro_value_write(w, v) == 0 &&
        avro_writer_tell(w) == (int64_t)size;
@@ -589,9 +587,9 @@ int cm_avro_out_encode_value(cm_avro_out_t *o, avro_value_t *v, void **out,
     avro_writer_free(w);
   if (!rc) {
     free(buf);
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "subject %s: the value cannot be written: %s", o->subject,
-                avro_strerror());
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "subject %s: the value cannot be written: %s", o->subject,
+                   avro_strerror());
   }
   rc = ensure_id(o, errstr, errstr_size);
   if (rc != CM_OK) {
@@ -617,11 +615,11 @@ int cm_avro_out_encode_json(cm_avro_out_t *o, const char *json, size_t len,
   int rc;
 
   if (doc == NULL)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "subject %s: not a JSON document", o->subject);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "subject %s: not a JSON document", o->subject);
   if (avro_generic_value_new(o->iface, &v) != 0) {
     cJSON_Delete(doc);
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   }
   memset(&c, 0, sizeof(c));
   c.o = o;
@@ -630,7 +628,7 @@ int cm_avro_out_encode_json(cm_avro_out_t *o, const char *json, size_t len,
   rc = fill(&c, &v, o->schema, doc, 0);
   cJSON_Delete(doc);
   if (rc != CM_OK)
-    fail(errstr, errstr_size, rc, "subject %s: %s", o->subject, c.err);
+    cm_fail(errstr, errstr_size, rc, "subject %s: %s", o->subject, c.err);
   else
     rc = cm_avro_out_encode_value(o, &v, out, out_len, errstr, errstr_size);
   avro_value_decref(&v);
@@ -935,16 +933,17 @@ int cm_avro_wire_to_json(cm_schemas_t *s, const void *buf, size_t len,
   int rc;
 
   if (len < 5 || p[0] != 0)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "not in Confluent's wire format (byte 0 and a 4-byte schema "
-                "id first)");
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "not in Confluent's wire format (byte 0 and a 4-byte schema "
+                   "id first)");
   id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) |
                  ((uint32_t)p[3] << 8) | (uint32_t)p[4]);
   if (s == NULL)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "Avro message (schema id %" PRId32 ") but no schema registry "
-                "or directory is configured",
-                id);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "Avro message (schema id %" PRId32
+                   ") but no schema registry "
+                   "or directory is configured",
+                   id);
   rc = cm_schemas_get(s, id, &sch, errstr, errstr_size);
   if (rc != CM_OK)
     return rc;
@@ -956,24 +955,26 @@ int cm_avro_wire_to_json(cm_schemas_t *s, const void *buf, size_t len,
   rc = read_value(&r, cm_schema_avro(sch), 0);
   if (rc == 0 && r.n != 0) {
     cm_text_free(&t);
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": %zu trailing bytes after the Avro data",
-                id, r.n);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32
+                   ": %zu trailing bytes after the Avro data",
+                   id, r.n);
   }
   if (rc != 0) {
     cm_text_free(&t);
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": %s", id,
-                r.why != NULL ? r.why
-                              : "Avro data does not match its writer schema "
-                                "(truncated or malformed)");
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32 ": %s", id,
+                   r.why != NULL ? r.why
+                                 : "Avro data does not match its writer schema "
+                                   "(truncated or malformed)");
   }
   *json = cm_text_take(&t, &len);
   cm_text_free(&t);
   if (*json == NULL)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": the message does not fit in %zu bytes "
-                "of JSON (or memory ran out)",
-                id, JSON_MAX);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32
+                   ": the message does not fit in %zu bytes "
+                   "of JSON (or memory ran out)",
+                   id, JSON_MAX);
   return CM_OK;
 }

@@ -83,8 +83,6 @@ typedef struct dec_s {
   size_t errstr_size;
 } dec_t;
 
-#define fail cm_fail
-
 const char cm_dec_run_misfit[] =
     "range.present: runs not sorted, disjoint and within the range";
 
@@ -95,8 +93,9 @@ int cm_dec_run_fits(const cm_event_t *ev, int i) {
            (i > 0 && r[2 * i] <= r[2 * i - 1]) ||
            r[2 * i + 1] > ev->range_last || r[2 * i + 1] == INT64_MAX);
 }
+
 #define BAD(d, ...)                                                            \
-  fail((d)->errstr, (d)->errstr_size, CM_ERR_BAD_INPUT, __VA_ARGS__)
+  cm_fail((d)->errstr, (d)->errstr_size, CM_ERR_BAD_INPUT, __VA_ARGS__)
 
 /* Copies at most 32 bytes of @p src, printable ASCII only, for a reason. */
 const char *cm_dec_printable(const char *src, char *dst, size_t dst_size) {
@@ -298,16 +297,16 @@ static int doc_parse(doc_t *doc, const char *what, const char *s, size_t n,
   if (doc->root == NULL || end != s + n) {
     cJSON_Delete(doc->root);
     doc->root = NULL;
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "%s: malformed JSON at byte %zu of %zu", what,
-                end >= s && end <= s + n ? (size_t)(end - s) : (size_t)0, n);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "%s: malformed JSON at byte %zu of %zu", what,
+                   end >= s && end <= s + n ? (size_t)(end - s) : (size_t)0, n);
   }
   doc->nnums = count_numbers(doc->root);
   if (doc->nnums > 0) {
     doc->nums = calloc((size_t)doc->nnums, sizeof(num_t));
     if (doc->nums == NULL) {
       doc_free(doc);
-      return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+      return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
     }
   }
   index_numbers(doc, doc->root, s, n, &pos, &idx);
@@ -315,10 +314,10 @@ static int doc_parse(doc_t *doc, const char *what, const char *s, size_t n,
     doc->mismatch = 1; /* reads the rest for the NUL check, too */
   if (!doc->has_nul && !doc->mismatch)
     return CM_OK;
-  rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-            doc->has_nul ? "%s: string contains a NUL character"
-                         : "%s: numbers could not be read exactly",
-            what);
+  rc = cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+               doc->has_nul ? "%s: string contains a NUL character"
+                            : "%s: numbers could not be read exactly",
+               what);
   doc_free(doc);
   return rc;
 }
@@ -418,36 +417,36 @@ int cm_dec_ts_int(const cm_decode_opts_t *o, cm_table_t table, int col,
   if (o == NULL)
     o = &default_opts;
   if (unit == CM_TS_TEXT || unit == CM_TS_BAD)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "%s: integer where the schema says %s", path,
-                cm_dec_printable(semantic, buf, sizeof(buf)));
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "%s: integer where the schema says %s", path,
+                   cm_dec_printable(semantic, buf, sizeof(buf)));
   if (unit != CM_TS_NONE)
     return cm_dec_ts_from_int(v, unit, us) == 0
                ? CM_OK
-               : fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                      "%s: timestamp out of range", path);
+               : cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                         "%s: timestamp out of range", path);
   if (o->coltypes != NULL && table > CM_TABLE_NONE && table < CM_TABLE__CNT &&
       col >= 0 && col < CM_MAX_COLS)
     type = (cm_tstype_t)o->coltypes->ts[table][col];
   unit = configured_unit(o->time_mode, type);
   if (unit == CM_TS_TEXT)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "%s: an integer, but time.precision.mode isostring writes "
-                "timestamps as ISO-8601 text",
-                path);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "%s: an integer, but time.precision.mode isostring writes "
+                   "timestamps as ISO-8601 text",
+                   path);
   if (type == CM_TSTYPE_TIMESTAMPTZ)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "%s: an integer, but a timestamptz column is ISO-8601 text "
-                "(io.debezium.time.ZonedTimestamp) in every "
-                "time.precision.mode; a legacy timestamp without time zone "
-                "must be named in legacy.column.types",
-                path);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "%s: an integer, but a timestamptz column is ISO-8601 text "
+                   "(io.debezium.time.ZonedTimestamp) in every "
+                   "time.precision.mode; a legacy timestamp without time zone "
+                   "must be named in legacy.column.types",
+                   path);
   if (cm_dec_ts_from_int(v, unit, us) != 0)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "%s: timestamp out of range in %s (time.precision.mode %s, "
-                "legacy type %s)",
-                path, unit_names[unit], cm_time_mode_name(o->time_mode),
-                cm_tstype_name(type));
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "%s: timestamp out of range in %s (time.precision.mode %s, "
+                   "legacy type %s)",
+                   path, unit_names[unit], cm_time_mode_name(o->time_mode),
+                   cm_tstype_name(type));
   return CM_OK;
 }
 
@@ -466,17 +465,17 @@ int cm_dec_date_int(const cm_decode_opts_t *o, const char *semantic, int64_t v,
   if (o == NULL)
     o = &default_opts;
   if (semantic != NULL && !is_days_type(semantic))
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "%s: integer where the schema says %s", path,
-                cm_dec_printable(semantic, buf, sizeof(buf)));
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "%s: integer where the schema says %s", path,
+                   cm_dec_printable(semantic, buf, sizeof(buf)));
   if (semantic == NULL && o->time_mode == CM_TIME_ISOSTRING)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "%s: an integer, but time.precision.mode isostring writes "
-                "dates as ISO-8601 text",
-                path);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "%s: an integer, but time.precision.mode isostring writes "
+                   "dates as ISO-8601 text",
+                   path);
   if (v < CM_DAYS_MIN || v > CM_DAYS_MAX)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "%s: date out of range",
-                path);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "%s: date out of range", path);
   *days = v;
   return CM_OK;
 }
@@ -514,12 +513,12 @@ int cm_dec_date_text(const char *s, int64_t *days) {
 
 int cm_dec_no_lsn(const cm_event_t *ev, char *errstr, size_t errstr_size) {
   if (ev->snapshot == CM_SNAP_INCREMENTAL)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "source.lsn: missing in an incremental snapshot read, which "
-                "cannot be ordered against live changes (backfill with "
-                "clinicmig-replay db instead)");
-  return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-              "source.lsn: missing, the event cannot be ordered");
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "source.lsn: missing in an incremental snapshot read, which "
+                   "cannot be ordered against live changes (backfill with "
+                   "clinicmig-replay db instead)");
+  return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                 "source.lsn: missing, the event cannot be ordered");
 }
 
 /* ---- column values ----------------------------------------------------- */
@@ -589,7 +588,7 @@ static int decode_text(dec_t *d, const cJSON *v, const char *path,
     return BAD(d, "%s: not valid UTF-8", path);
   out->s = strdup(v->valuestring);
   if (out->s == NULL)
-    return fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
   out->kind = CM_VAL_TEXT;
   return CM_OK;
 }
@@ -743,14 +742,15 @@ static int json_key(const char *key, size_t key_len, int64_t *id, char *errstr,
   k = unwrap(kd.root);
   idn = cJSON_IsObject(k) ? cJSON_GetObjectItemCaseSensitive(k, "id") : k;
   if (k == NULL || cJSON_IsNull(k))
-    rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "missing key");
+    rc = cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "missing key");
   else if (idn == NULL)
-    rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "key: no id field");
+    rc = cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "key: no id field");
   else if (!cJSON_IsObject(k) && !cJSON_IsNumber(k))
-    rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-              "key: not an object or integer");
+    rc = cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                 "key: not an object or integer");
   else if (json_int_or_text(&kd, idn, id) != 0)
-    rc = fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "key.id: not an integer");
+    rc = cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                 "key.id: not an integer");
   doc_free(&kd);
   return rc;
 }
@@ -758,7 +758,7 @@ static int json_key(const char *key, size_t key_len, int64_t *id, char *errstr,
 int cm_dec_key(cm_schemas_t *schemas, const void *key, size_t key_len,
                int64_t *id, char *errstr, size_t errstr_size) {
   if (key == NULL || key_len == 0)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "missing key");
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT, "missing key");
   if (cm_dec_is_avro(key, key_len))
     return cm_dec_avro_key(schemas, key, key_len, id, errstr, errstr_size);
   return json_key(key, key_len, id, errstr, errstr_size);
@@ -829,7 +829,7 @@ static int decode_txsnap(dec_t *d, const cJSON *src) {
     return BAD(d, "source.txid_snapshot: not a string");
   rc = cm_txsnap_parse(v->valuestring, &d->ev->txsnap);
   if (rc == CM_ERR_NOMEM)
-    return fail(d->errstr, d->errstr_size, rc, "out of memory");
+    return cm_fail(d->errstr, d->errstr_size, rc, "out of memory");
   if (rc != 0)
     return BAD(d, "source.txid_snapshot: not a snapshot (xmin:xmax:xip,...)");
   d->ev->has_txsnap = 1;
@@ -1003,7 +1003,7 @@ static int decode_range(dec_t *d, const cJSON *env) {
   n = cJSON_GetArraySize(present);
   ev->runs = malloc(sizeof(*ev->runs) * (size_t)(2 * n + 1));
   if (ev->runs == NULL)
-    return fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(d->errstr, d->errstr_size, CM_ERR_NOMEM, "out of memory");
   for (i = 0; i < n; i++) {
     rc = decode_run(d, cJSON_GetArrayItem(present, i), &ev->runs[2 * i],
                     &ev->runs[2 * i + 1]);
@@ -1327,13 +1327,13 @@ int cm_event_decode_opts(const char *topic, const void *key, size_t key_len,
   if (errstr != NULL && errstr_size > 0)
     errstr[0] = '\0';
   if (key != NULL && key_len > CM_EVENT_MAX_BYTES)
-    return fail(errstr, errstr_size, CM_ERR_TOO_LARGE,
-                "key of %zu bytes is over the limit of %d bytes", key_len,
-                CM_EVENT_MAX_BYTES);
+    return cm_fail(errstr, errstr_size, CM_ERR_TOO_LARGE,
+                   "key of %zu bytes is over the limit of %d bytes", key_len,
+                   CM_EVENT_MAX_BYTES);
   if (value != NULL && value_len > CM_EVENT_MAX_BYTES)
-    return fail(errstr, errstr_size, CM_ERR_TOO_LARGE,
-                "value of %zu bytes is over the limit of %d bytes", value_len,
-                CM_EVENT_MAX_BYTES);
+    return cm_fail(errstr, errstr_size, CM_ERR_TOO_LARGE,
+                   "value of %zu bytes is over the limit of %d bytes",
+                   value_len, CM_EVENT_MAX_BYTES);
   if (value == NULL || value_len == 0)
     return decode_tombstone(&d);
   if (cm_dec_is_avro(value, value_len))

@@ -66,8 +66,6 @@ typedef struct buf_s {
   int over;
 } buf_t;
 
-#define fail cm_fail
-
 static char *dup_or_null(const char *s) {
   return (s != NULL && s[0] != '\0') ? strdup(s) : NULL;
 }
@@ -77,7 +75,7 @@ cm_schemas_t *cm_schemas_new(const cm_schemas_conf_t *conf, char *errstr,
   cm_schemas_t *s = calloc(1, sizeof(*s));
 
   if (s == NULL) {
-    fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
     return NULL;
   }
   s->url = dup_or_null(conf->registry_url);
@@ -86,8 +84,8 @@ cm_schemas_t *cm_schemas_new(const cm_schemas_conf_t *conf, char *errstr,
   s->dir = dup_or_null(conf->dir);
   s->timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : 5000;
   if (s->url == NULL && s->dir == NULL) {
-    fail(errstr, errstr_size, CM_ERR_CONFIG,
-         "neither a schema registry nor a schema directory is set");
+    cm_fail(errstr, errstr_size, CM_ERR_CONFIG,
+            "neither a schema registry nor a schema directory is set");
     cm_schemas_destroy(s);
     return NULL;
   }
@@ -95,7 +93,7 @@ cm_schemas_t *cm_schemas_new(const cm_schemas_conf_t *conf, char *errstr,
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s->curl = curl_easy_init();
     if (s->curl == NULL) {
-      fail(errstr, errstr_size, CM_ERR_NOMEM, "cannot start libcurl");
+      cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "cannot start libcurl");
       cm_schemas_destroy(s);
       return NULL;
     }
@@ -232,20 +230,20 @@ static int schema_parse(int32_t id, const char *text, size_t len,
   int rc;
 
   if (sch == NULL)
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   sch->id = id;
   if (avro_schema_from_json_length(text, len, &sch->avro) != 0) {
     sch->avro = NULL;
     schema_free(sch);
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": not a valid Avro schema", id);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32 ": not a valid Avro schema", id);
   }
   doc = cJSON_ParseWithLength(text, len);
   rc = collect_sems(sch, doc, 0);
   cJSON_Delete(doc);
   if (rc != CM_OK) {
     schema_free(sch);
-    return fail(errstr, errstr_size, rc, "out of memory");
+    return cm_fail(errstr, errstr_size, rc, "out of memory");
   }
   *out = sch;
   return CM_OK;
@@ -265,25 +263,25 @@ static int dir_read(cm_schemas_t *s, int32_t id, buf_t *b, int *missing,
   if (f == NULL) {
     *missing = errno == ENOENT;
     if (*missing)
-      return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                  "schema id %" PRId32 ": no %" PRId32
-                  ".avsc in the schema directory",
-                  id, id);
-    return fail(errstr, errstr_size, CM_ERR_RETRY,
-                "schema id %" PRId32 ": cannot read %s: %s", id, path,
-                strerror(errno));
+      return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                     "schema id %" PRId32 ": no %" PRId32
+                     ".avsc in the schema directory",
+                     id, id);
+    return cm_fail(errstr, errstr_size, CM_ERR_RETRY,
+                   "schema id %" PRId32 ": cannot read %s: %s", id, path,
+                   strerror(errno));
   }
   n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
   if (n < 0 || n > SCHEMA_MAX_BYTES || fseek(f, 0, SEEK_SET) != 0) {
     fclose(f);
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": %s is unreadable or over %d bytes", id,
-                path, SCHEMA_MAX_BYTES);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32 ": %s is unreadable or over %d bytes",
+                   id, path, SCHEMA_MAX_BYTES);
   }
   b->p = malloc((size_t)n + 1);
   if (b->p == NULL) {
     fclose(f);
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   }
   b->len = fread(b->p, 1, (size_t)n, f);
   b->p[b->len] = '\0';
@@ -346,19 +344,19 @@ static int http_get(cm_schemas_t *s, int32_t id, buf_t *b, char *errstr,
   cc = curl_easy_perform(s->curl);
   curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
   if (cc != CURLE_OK && !b->over)
-    return fail(errstr, errstr_size, CM_ERR_RETRY, "schema registry: %s",
-                curl_easy_strerror(cc));
+    return cm_fail(errstr, errstr_size, CM_ERR_RETRY, "schema registry: %s",
+                   curl_easy_strerror(cc));
   if (b->over)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": answer over %d bytes", id,
-                SCHEMA_MAX_BYTES);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32 ": answer over %d bytes", id,
+                   SCHEMA_MAX_BYTES);
   if (status == 404)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": not found in the registry", id);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32 ": not found in the registry", id);
   if (status != 200)
-    return fail(errstr, errstr_size, CM_ERR_RETRY,
-                "schema registry: HTTP status %ld for schema id %" PRId32,
-                status, id);
+    return cm_fail(errstr, errstr_size, CM_ERR_RETRY,
+                   "schema registry: HTTP status %ld for schema id %" PRId32,
+                   status, id);
   return CM_OK;
 }
 
@@ -374,9 +372,9 @@ static int registry_read(cm_schemas_t *s, int32_t id, buf_t *b, char *errstr,
   text = cJSON_GetObjectItemCaseSensitive(doc, "schema");
   if (!cJSON_IsString(text)) {
     cJSON_Delete(doc);
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": the registry's answer has no schema",
-                id);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32 ": the registry's answer has no schema",
+                   id);
   }
   free(b->p);
   b->p = strdup(text->valuestring);
@@ -384,7 +382,7 @@ static int registry_read(cm_schemas_t *s, int32_t id, buf_t *b, char *errstr,
   cJSON_Delete(doc);
   return b->p != NULL
              ? CM_OK
-             : fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+             : cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
 }
 
 static int cache_add(cm_schemas_t *s, cm_schema_t *sch) {
@@ -424,8 +422,8 @@ int cm_schemas_get(cm_schemas_t *s, int32_t id, const cm_schema_t **out,
     }
   }
   if (id < 0)
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema id %" PRId32 ": negative", id);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema id %" PRId32 ": negative", id);
   rc = fetch_text(s, id, &b, errstr, errstr_size);
   if (rc == CM_OK)
     rc = schema_parse(id, b.p, b.len, &sch, errstr, errstr_size);
@@ -434,7 +432,7 @@ int cm_schemas_get(cm_schemas_t *s, int32_t id, const cm_schema_t **out,
     return rc;
   if (cache_add(s, sch) != CM_OK) {
     schema_free(sch);
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   }
   *out = sch;
   return CM_OK;
@@ -466,7 +464,7 @@ static int http_post(cm_schemas_t *s, const char *subject, const char *body,
 
   esc = curl_easy_escape(s->curl, subject, 0);
   if (esc == NULL)
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   snprintf(url, sizeof(url), "%s%ssubjects/%s/versions", s->url,
            s->url[strlen(s->url) - 1] == '/' ? "" : "/", esc);
   curl_free(esc);
@@ -478,7 +476,7 @@ static int http_post(cm_schemas_t *s, const char *subject, const char *body,
                   : NULL;
   if (h == NULL) {
     curl_slist_free_all(hdr);
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   }
   curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, hdr);
   curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, body);
@@ -490,13 +488,13 @@ static int http_post(cm_schemas_t *s, const char *subject, const char *body,
   curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
   curl_slist_free_all(hdr);
   if (cc != CURLE_OK && !b->over)
-    return fail(errstr, errstr_size, CM_ERR_RETRY, "schema registry: %s",
-                curl_easy_strerror(cc));
+    return cm_fail(errstr, errstr_size, CM_ERR_RETRY, "schema registry: %s",
+                   curl_easy_strerror(cc));
   if (b->over)
-    return fail(errstr, errstr_size, CM_ERR_RETRY,
-                "schema registry: answer over %d bytes registering subject "
-                "%s",
-                SCHEMA_MAX_BYTES, subject);
+    return cm_fail(errstr, errstr_size, CM_ERR_RETRY,
+                   "schema registry: answer over %d bytes registering subject "
+                   "%s",
+                   SCHEMA_MAX_BYTES, subject);
   return CM_OK;
 }
 
@@ -510,24 +508,24 @@ static int register_answer(const buf_t *b, long status, const char *subject,
 
   if (status == 409 || status == 422 || status == 400 || status == 404) {
     answer_message(b, msg, sizeof(msg));
-    return fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
-                "schema registry refused the schema of subject %s (HTTP "
-                "%ld)%s%s",
-                subject, status, msg[0] ? ": " : "", msg);
+    return cm_fail(errstr, errstr_size, CM_ERR_BAD_INPUT,
+                   "schema registry refused the schema of subject %s (HTTP "
+                   "%ld)%s%s",
+                   subject, status, msg[0] ? ": " : "", msg);
   }
   if (status != 200)
-    return fail(errstr, errstr_size, CM_ERR_RETRY,
-                "schema registry: HTTP status %ld registering subject %s",
-                status, subject);
+    return cm_fail(errstr, errstr_size, CM_ERR_RETRY,
+                   "schema registry: HTTP status %ld registering subject %s",
+                   status, subject);
   doc = cJSON_ParseWithLength(b->p != NULL ? b->p : "", b->len);
   n = cJSON_GetObjectItemCaseSensitive(doc, "id");
   v = cJSON_IsNumber(n) ? n->valuedouble : -1;
   cJSON_Delete(doc);
   if (v < 0 || v > INT32_MAX || v != (double)(int32_t)v)
-    return fail(errstr, errstr_size, CM_ERR_RETRY,
-                "schema registry: the answer registering subject %s has no "
-                "id",
-                subject);
+    return cm_fail(errstr, errstr_size, CM_ERR_RETRY,
+                   "schema registry: the answer registering subject %s has no "
+                   "id",
+                   subject);
   *id = (int32_t)v;
   return CM_OK;
 }
@@ -580,23 +578,23 @@ int cm_schemas_register(cm_schemas_t *s, const char *subject,
     }
   }
   if (s->url == NULL)
-    return fail(errstr, errstr_size, CM_ERR_CONFIG,
-                "subject %s: registering a schema needs a schema registry "
-                "URL (a schema directory alone cannot register)",
-                subject);
+    return cm_fail(errstr, errstr_size, CM_ERR_CONFIG,
+                   "subject %s: registering a schema needs a schema registry "
+                   "URL (a schema directory alone cannot register)",
+                   subject);
   doc = cJSON_CreateObject();
   body = doc != NULL && cJSON_AddStringToObject(doc, "schema", schema_json)
              ? cJSON_PrintUnformatted(doc)
              : NULL;
   cJSON_Delete(doc);
   if (body == NULL)
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   rc = http_post(s, subject, body, &b, &status, errstr, errstr_size);
   cJSON_free(body);
   if (rc == CM_OK)
     rc = register_answer(&b, status, subject, id, errstr, errstr_size);
   free(b.p);
   if (rc == CM_OK && remember(s, subject, schema_json, *id) != CM_OK)
-    return fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
+    return cm_fail(errstr, errstr_size, CM_ERR_NOMEM, "out of memory");
   return rc;
 }
