@@ -47,12 +47,17 @@ typedef struct tdesc_s {
   const char *mirror; /* table name in the bookkeeping schema */
   int n_extra;
   const char *extra[MAX_EXTRA];
+  int src[MAX_EXTRA]; /* the legacy column each extra is made from */
 } tdesc_t;
 
 static const tdesc_t tdescs[] = {
-    {CM_TABLE_USER, "mirror_user", 1, {"email_norm"}},
-    {CM_TABLE_PATIENT, "mirror_patient", 2, {"phone_norm", "email_norm"}},
-    {CM_TABLE_APPOINTMENT, "mirror_appointment", 0, {NULL}},
+    {CM_TABLE_USER, "mirror_user", 1, {"email_norm"}, {CM_USER_EMAIL}},
+    {CM_TABLE_PATIENT,
+     "mirror_patient",
+     2,
+     {"phone_norm", "email_norm"},
+     {CM_PATIENT_PHONE, CM_PATIENT_EMAIL}},
+    {CM_TABLE_APPOINTMENT, "mirror_appointment", 0, {NULL}, {0}},
 };
 #define N_TDESC (int)(sizeof(tdescs) / sizeof(tdescs[0]))
 
@@ -266,13 +271,6 @@ static int64_t parse_i64(const char *s) {
   return s ? strtoll(s, NULL, 10) : 0;
 }
 
-/* The legacy column grouping key @p i of table @p td is made from. */
-static int extra_source(const tdesc_t *td, int i) {
-  if (strcmp(td->extra[i], "phone_norm") == 0)
-    return CM_PATIENT_PHONE;
-  return td->table == CM_TABLE_USER ? CM_USER_EMAIL : CM_PATIENT_EMAIL;
-}
-
 static int same_text(const char *a, const char *b) {
   return a == b || (a && b && strcmp(a, b) == 0);
 }
@@ -300,7 +298,7 @@ static void load_states(PGresult *res, const tdesc_t *td, state_t *st,
         st[k].vals[c] = strdup(PQgetvalue(res, r, c));
     for (c = 0; c < td->n_extra; c++) {
       st[k].old_extra[c] = dup_or_null(st[k].vals[ncols - td->n_extra + c]);
-      st[k].old_src[c] = dup_or_null(st[k].vals[extra_source(td, c)]);
+      st[k].old_src[c] = dup_or_null(st[k].vals[td->src[c]]);
     }
     if (td->table == CM_TABLE_APPOINTMENT && !st[k].deleted) {
       st[k].old_ref[0] = dup_or_null(st[k].vals[CM_APPT_DOCTOR_ID]);
@@ -335,7 +333,7 @@ static void set_extras(const cm_mirror_t *m, const tdesc_t *td, state_t *s) {
   for (i = 0; i < td->n_extra; i++) {
     free(s->vals[ncols + i]);
     s->vals[ncols + i] = NULL;
-    src = s->vals[extra_source(td, i)];
+    src = s->vals[td->src[i]];
     if (s->exists_at_load && same_text(src, s->old_src[i])) {
       s->vals[ncols + i] = dup_or_null(s->old_extra[i]);
     } else if (strcmp(td->extra[i], "email_norm") == 0) {
