@@ -172,9 +172,9 @@ const cm_patient_sql_t *cm_derive_patient_sql(const cm_derive_t *d,
 
 /*
  * Names are locked by bucket: the advisory lock (25453, hash of the name
- * mod 1 024). PostgreSQL's lock table is a fixed
- * pool of max_locks_per_transaction x max_connections slots (6 400 by
- * default) shared by every session; a lock per name made a batch whose
+ * mod 1 024). PostgreSQL's lock table is a fixed pool of
+ * max_locks_per_transaction x max_connections slots (6 400 by default)
+ * shared by every session; a lock per name made a batch whose
  * patients form one large component (thousands of keys) run out of it
  * ("out of shared memory") and retry for ever. Buckets bound a
  * transaction's locks; two names in one bucket only make two workers

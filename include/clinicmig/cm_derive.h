@@ -12,12 +12,13 @@
  * the names of everything it will read: "du:<user id>" and "de:<email>"
  * for doctors, "pu:<patient id>" and "pk:<phone or email key>" for
  * patients, each through the bucket it hashes to (1 024 buckets, so that
- * a large component cannot exhaust PostgreSQL's lock table). A transaction that changes a mirror row locks the names of
- * that row's keys before and after the change, so while a derivation
- * holds its names, nothing it reads can be committed by anyone else. It
- * re-reads after each round of locking and locks what it newly finds
- * until a round finds nothing new; of two workers changing one group, the
- * one that commits last derives it from everything the other committed.
+ * a large component cannot exhaust PostgreSQL's lock table). A
+ * transaction that changes a mirror row locks the names of that row's
+ * keys before and after the change, so while a derivation holds its
+ * names, nothing it reads can be committed by anyone else. It re-reads
+ * after each round of locking and locks what it newly finds until a
+ * round finds nothing new; of two workers changing one group, the one
+ * that commits last derives it from everything the other committed.
  * Names are locked in sorted order within a round, doctors before
  * patients; a deadlock across rounds is detected by PostgreSQL and the
  * batch runs again.
