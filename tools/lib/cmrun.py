@@ -288,15 +288,58 @@ class Worker:
             return f.read().decode(errors="replace")
 
 
+def end_offsets(kafka, topics):
+    """{(topic, partition): high watermark} of the non-empty partitions of
+    @topics (@kafka: a LocalKafka)."""
+    return {(t, p): high for t in topics
+            for p, (_, high) in kafka.watermarks(t).items() if high > 0}
+
+
+def _offsets_reach(cur, group, ends, schema):
+    """Whether the offsets @group stored in @schema.consumer_offset reach
+    @ends (end_offsets())."""
+    cur.execute(f"SELECT topic, partition, next_offset FROM {schema}."
+                "consumer_offset WHERE group_id = %s", (group,))
+    stored = {(t, p): o for t, p, o in cur.fetchall()}
+    return all(stored.get(k, 0) >= high for k, high in ends.items())
+
+
 def drained(conninfo, kafka, group, topics, schema="clinicmig"):
     """True when the offsets @group stored in @schema.consumer_offset reach
     the end of every partition of @topics (@kafka: a LocalKafka)."""
     with psycopg2.connect(conninfo) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT topic, partition, next_offset FROM {schema}."
-                    "consumer_offset WHERE group_id = %s", (group,))
-        stored = {(t, p): o for t, p, o in cur.fetchall()}
+        done = _offsets_reach(cur, group, end_offsets(kafka, topics), schema)
     conn.close()
-    return all(stored.get((t, p), 0) >= high
-               for t in topics
-               for p, (_, high) in kafka.watermarks(t).items()
-               if high > 0)
+    return done
+
+
+class DrainPoll:
+    """drained() for a tight loop on a machine being measured: one
+    connection for every poll (a connection per poll would fork a
+    PostgreSQL backend each time) and @ends (end_offsets()) read once, for
+    a backlog that does not change while it drains. A database not ready
+    yet is False, not an error."""
+
+    def __init__(self, conninfo, group, ends, schema="clinicmig"):
+        self.conninfo, self.group, self.ends = conninfo, group, ends
+        self.schema = schema
+        self.conn = None
+
+    def drained(self):
+        try:
+            if self.conn is None:
+                self.conn = psycopg2.connect(self.conninfo)
+                self.conn.autocommit = True
+            with self.conn.cursor() as cur:
+                return _offsets_reach(cur, self.group, self.ends,
+                                      self.schema)
+        except psycopg2.OperationalError:  # lost: connect again next time
+            self.close()
+            return False
+        except psycopg2.Error:  # the worker has not made its tables yet
+            return False
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
