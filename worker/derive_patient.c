@@ -8,13 +8,29 @@
  * dates do not conflict. Its id is the component's anchor, the smallest
  * patient id in it.
  *
- * A change to one patient can merge components (a new key) or split one
- * (an old key gone). Every part of a split still holds a member that
- * shared one of the changed patient's old keys, so the closure over keys
- * from the touched patients' old and new keys reaches every component the
- * change can affect, and the old components of everything it reaches lie
- * inside it. The closure is read from the mirror, locked key by key (see
- * cm_derive.h), and components are computed here with a union-find.
+ * Components are maintained incrementally (docs/design.md §2.3): what is
+ * committed always holds the components of the committed mirror, so a
+ * batch only has to look at the components its touched patients can
+ * reach. Those are the old components of the touched patients and of
+ * the live patients holding one of their keys, old or new (the frame):
+ * a path of the new graph leaves one old component only through a
+ * touched patient, by one of its keys. Every name read is locked first
+ * (cm_derive.h): the touched ids and keys, then "pg:<anchor>" for each
+ * component found, re-reading the frame until it finds none new.
+ *
+ * - When no touched patient lost a key, died, or (strict) may have lost
+ *   a link, components can only merge: the old components stay whole,
+ *   so the frame's rows are enough. Each old component is represented
+ *   by its anchor's row, the members of a component whose anchor
+ *   changes move with one UPDATE, and the rest of the component is
+ *   never read.
+ * - Otherwise a component may split: every member of the frame's
+ *   components is read (one statement) and the components of that set,
+ *   which holds every new component that meets it, are computed anew.
+ *
+ * Either way the components of the rows in hand are computed here with a
+ * union-find, only rows whose anchor changed are written, and profiles
+ * and member counts are recomputed in the database from the members.
  *
  * Stable ids: an old anchor that is no longer an anchor becomes an alias
  * of the component that holds its patient now (or, if that patient is
@@ -39,44 +55,56 @@
 
 #include "clinicmig/cm_err.h"
 
-static const char closure_sql[] =
-    "SELECT id, phone_norm, email_norm, birth_date::text"
-    " FROM @cm@.mirror_patient WHERE NOT deleted"
-    " AND (id = ANY($1::bigint[]) OR phone_norm = ANY($2::text[])"
-    "      OR email_norm = ANY($3::text[])) ORDER BY id";
+/* Both reads return: id, old anchor (clinic_patient), phone and email
+ * keys, birth date, deleted, and the keys the patient was last derived
+ * with. */
+#define ROW_COLUMNS                                                            \
+  " m.id, c.global_patient_id, m.phone_norm, m.email_norm,"                    \
+  " m.birth_date::text, m.deleted, c.phone, c.email"
 
-static const char old_gids_sql[] =
-    "SELECT id, global_patient_id FROM @v2@.clinic_patient"
-    " WHERE id = ANY($1::bigint[])";
+/* $1 touched patients and the anchors found so far, $2 phone keys, $3
+ * email keys: the frame (the live holders of the keys, and those ids) */
+static const char frame_sql[] =
+    "SELECT" ROW_COLUMNS " FROM @cm@.mirror_patient m"
+    " LEFT JOIN @v2@.clinic_patient c ON c.id = m.id"
+    " WHERE m.id = ANY($1::bigint[])"
+    " UNION SELECT" ROW_COLUMNS " FROM @cm@.mirror_patient m"
+    " LEFT JOIN @v2@.clinic_patient c ON c.id = m.id"
+    " WHERE NOT m.deleted AND m.phone_norm = ANY($2::text[])"
+    " UNION SELECT" ROW_COLUMNS " FROM @cm@.mirror_patient m"
+    " LEFT JOIN @v2@.clinic_patient c ON c.id = m.id"
+    " WHERE NOT m.deleted AND m.email_norm = ANY($3::text[])"
+    " ORDER BY 1";
 
-/* $1 [{id, gid}] of the live members, $2 touched patient ids */
+/* $1 anchors, $2 touched patients: the live members of those components
+ * and the live touched patients that belong to none yet */
+static const char members_sql[] =
+    "SELECT" ROW_COLUMNS " FROM @v2@.clinic_patient c"
+    " JOIN @cm@.mirror_patient m ON m.id = c.id"
+    " WHERE c.global_patient_id = ANY($1::bigint[]) AND NOT m.deleted"
+    " UNION ALL SELECT" ROW_COLUMNS " FROM @cm@.mirror_patient m"
+    " LEFT JOIN @v2@.clinic_patient c ON c.id = m.id"
+    " WHERE m.id = ANY($2::bigint[]) AND NOT m.deleted AND c.id IS NULL"
+    " ORDER BY 1";
+
+/* $1 [{from, to}]: every member of a component whose anchor changed,
+ * when the component stayed whole */
+static const char moves_sql[] =
+    "UPDATE @v2@.clinic_patient c"
+    " SET global_patient_id = x.to, updated_at = now()"
+    " FROM json_to_recordset($1::json) AS x(\"from\" bigint, \"to\" bigint)"
+    " WHERE c.global_patient_id = x.from";
+
+/* $1 [{id, gid}] of the live rows that are touched or changed anchor, $2
+ * touched patient ids */
 static const char write_sql[] =
     "WITH m AS (SELECT x.id, x.gid FROM json_to_recordset($1::json)"
     "           AS x(id bigint, gid bigint)"
-    "), p AS (SELECT m.gid, mp.* FROM m"
-    "         JOIN @cm@.mirror_patient mp ON mp.id = m.id"
-    "), prof AS ("
-    "  SELECT DISTINCT ON (gid) gid, first_name, last_name, middle_name,"
-    "    birth_date, gender, count(*) OVER (PARTITION BY gid) AS n"
-    "  FROM p ORDER BY gid, updated_at DESC NULLS LAST, id DESC"
-    "), up_g AS ("
-    "  INSERT INTO @v2@.global_patient AS g (id, first_name, last_name,"
-    "    middle_name, birth_date, gender, member_count)"
-    "  SELECT gid, first_name, last_name, middle_name, birth_date, gender, n"
-    "  FROM prof"
-    "  ON CONFLICT (id) DO UPDATE SET (first_name, last_name, middle_name,"
-    "    birth_date, gender, member_count, updated_at) = ("
-    "    EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.middle_name,"
-    "    EXCLUDED.birth_date, EXCLUDED.gender, EXCLUDED.member_count, now())"
-    "  WHERE (g.first_name, g.last_name, g.middle_name, g.birth_date,"
-    "    g.gender, g.member_count) IS DISTINCT FROM (EXCLUDED.first_name,"
-    "    EXCLUDED.last_name, EXCLUDED.middle_name, EXCLUDED.birth_date,"
-    "    EXCLUDED.gender, EXCLUDED.member_count)"
-    "  RETURNING 1"
     "), up_c AS ("
     "  INSERT INTO @v2@.clinic_patient AS c (id, global_patient_id,"
     "    clinic_id, phone, email)"
-    "  SELECT id, gid, clinic_id, phone_norm, email_norm FROM p"
+    "  SELECT mp.id, m.gid, mp.clinic_id, mp.phone_norm, mp.email_norm"
+    "  FROM m JOIN @cm@.mirror_patient mp ON mp.id = m.id"
     "  ON CONFLICT (id) DO UPDATE SET (global_patient_id, clinic_id, phone,"
     "    email, updated_at) = (EXCLUDED.global_patient_id,"
     "    EXCLUDED.clinic_id, EXCLUDED.phone, EXCLUDED.email, now())"
@@ -88,9 +116,30 @@ static const char write_sql[] =
     "  DELETE FROM @v2@.clinic_patient c WHERE c.id = ANY($2::bigint[])"
     "    AND NOT EXISTS (SELECT 1 FROM m WHERE m.id = c.id)"
     "  RETURNING 1"
-    ") SELECT (SELECT count(*) FROM up_g), (SELECT count(*) FROM up_c),"
-    "         (SELECT count(*) FROM del_c)";
+    ") SELECT (SELECT count(*) FROM up_c), (SELECT count(*) FROM del_c)";
 
+/* $1 anchors: profile and member count from the members, after they
+ * are written */
+static const char profile_sql[] =
+    "WITH p AS (SELECT c.global_patient_id AS gid, mp.*"
+    "  FROM @v2@.clinic_patient c JOIN @cm@.mirror_patient mp"
+    "    ON mp.id = c.id WHERE c.global_patient_id = ANY($1::bigint[])"
+    "), prof AS ("
+    "  SELECT DISTINCT ON (gid) gid, first_name, last_name, middle_name,"
+    "    birth_date, gender, count(*) OVER (PARTITION BY gid) AS n"
+    "  FROM p ORDER BY gid, updated_at DESC NULLS LAST, id DESC"
+    ") INSERT INTO @v2@.global_patient AS g (id, first_name, last_name,"
+    "    middle_name, birth_date, gender, member_count)"
+    "  SELECT gid, first_name, last_name, middle_name, birth_date, gender, n"
+    "  FROM prof"
+    "  ON CONFLICT (id) DO UPDATE SET (first_name, last_name, middle_name,"
+    "    birth_date, gender, member_count, updated_at) = ("
+    "    EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.middle_name,"
+    "    EXCLUDED.birth_date, EXCLUDED.gender, EXCLUDED.member_count, now())"
+    "  WHERE (g.first_name, g.last_name, g.middle_name, g.birth_date,"
+    "    g.gender, g.member_count) IS DISTINCT FROM (EXCLUDED.first_name,"
+    "    EXCLUDED.last_name, EXCLUDED.middle_name, EXCLUDED.birth_date,"
+    "    EXCLUDED.gender, EXCLUDED.member_count)";
 /* $1 [{alias_id, gid}]: aliases that pointed at a retired anchor follow
  * it to its new component */
 static const char alias_redirect_sql[] =
@@ -125,23 +174,28 @@ static const char regroup_sql[] =
     "   AS x(kind text, gid bigint, others bigint[])";
 
 int cm_patient_sql_init(cm_db_t *db, cm_patient_sql_t *sql) {
-  sql->closure = cm_db_expand(db, closure_sql);
-  sql->old_gids = cm_db_expand(db, old_gids_sql);
+  sql->frame = cm_db_expand(db, frame_sql);
+  sql->members = cm_db_expand(db, members_sql);
+  sql->moves = cm_db_expand(db, moves_sql);
   sql->write = cm_db_expand(db, write_sql);
+  sql->profile = cm_db_expand(db, profile_sql);
   sql->alias_redirect = cm_db_expand(db, alias_redirect_sql);
   sql->alias_upsert = cm_db_expand(db, alias_upsert_sql);
   sql->alias_gc = cm_db_expand(db, alias_gc_sql);
   sql->regroup = cm_db_expand(db, regroup_sql);
-  return sql->closure && sql->old_gids && sql->write && sql->alias_redirect &&
-                 sql->alias_upsert && sql->alias_gc && sql->regroup
+  return sql->frame && sql->members && sql->moves && sql->write &&
+                 sql->profile && sql->alias_redirect && sql->alias_upsert &&
+                 sql->alias_gc && sql->regroup
              ? 0
              : CM_ERR_NOMEM;
 }
 
 void cm_patient_sql_free(cm_patient_sql_t *sql) {
-  free(sql->closure);
-  free(sql->old_gids);
+  free(sql->frame);
+  free(sql->members);
+  free(sql->moves);
   free(sql->write);
+  free(sql->profile);
   free(sql->alias_redirect);
   free(sql->alias_upsert);
   free(sql->alias_gc);
@@ -149,7 +203,7 @@ void cm_patient_sql_free(cm_patient_sql_t *sql) {
   memset(sql, 0, sizeof(*sql));
 }
 
-/* ---- the closure ------------------------------------------------------ */
+/* ---- the frame -------------------------------------------------------- */
 
 typedef struct prow_s {
   int64_t id;
@@ -157,16 +211,20 @@ typedef struct prow_s {
   char *email;
   char *birth; /* "YYYY-MM-DD" or NULL */
   int parent;
+  int touched;
   int64_t gid;     /* anchor of its component */
   int64_t old_gid; /* global_patient_id before the batch, or -1 */
 } prow_t;
 
 typedef struct closure_s {
-  prow_t *rows;
+  prow_t *rows; /* live rows, by id */
   int n;
   cm_idset_t ids;     /* touched patients */
-  cm_strset_t phones; /* keys reached so far */
+  cm_strset_t phones; /* their keys, old and new */
   cm_strset_t emails;
+  cm_idset_t gids; /* old anchors of the rows of the last read */
+  cm_idset_t seen; /* every anchor found, read back as rows */
+  int split;       /* a touched patient may have lost a link */
 } closure_t;
 
 static void rows_free(closure_t *c) {
@@ -186,52 +244,115 @@ static char *dup_value(PGresult *res, int r, int c) {
   return PQgetisnull(res, r, c) ? NULL : strdup(PQgetvalue(res, r, c));
 }
 
-/* Reads the live patients holding a reached key; adds their keys.
- * @returns 0 with *grew set when new keys were reached. */
-static int read_round(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
-                      int *grew, char *errstr, size_t errstr_size) {
+/* A key the patient was derived with that it no longer has. */
+static int lost(PGresult *res, int r, int now, int before) {
+  return !PQgetisnull(res, r, before) &&
+         (PQgetisnull(res, r, now) ||
+          strcmp(PQgetvalue(res, r, now), PQgetvalue(res, r, before)) != 0);
+}
+
+/* Replaces the rows with the live rows of @p res (ROW_COLUMNS, by id);
+ * adds every old anchor to c->gids and notes in c->split a touched
+ * patient that was derived before and now is gone, lost a key, or (strict)
+ * may have lost a link through its birth date. */
+static int take_rows(closure_t *c, PGresult *res, cm_match_t match) {
+  int i, n = PQntuples(res), r = 0;
+
+  rows_free(c);
+  c->rows = calloc((size_t)(n ? n : 1), sizeof(prow_t));
+  if (!c->rows)
+    return CM_ERR_NOMEM;
+  for (i = 0; !r && i < n; i++) {
+    int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    int64_t old =
+        PQgetisnull(res, i, 1) ? -1 : strtoll(PQgetvalue(res, i, 1), NULL, 10);
+    int dead = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+    int touched = cm_idset_has(&c->ids, id);
+    prow_t *p;
+
+    if (old >= 0 && cm_idset_add(&c->gids, old))
+      r = CM_ERR_NOMEM;
+    if (touched && old >= 0 &&
+        (dead || lost(res, i, 2, 6) || lost(res, i, 3, 7) ||
+         match == CM_MATCH_STRICT))
+      c->split = 1;
+    if (dead)
+      continue;
+    p = &c->rows[c->n++];
+    p->id = id;
+    p->old_gid = old;
+    p->touched = touched;
+    p->phone = dup_value(res, i, 2);
+    p->email = dup_value(res, i, 3);
+    p->birth = dup_value(res, i, 4);
+    if ((!PQgetisnull(res, i, 2) && !p->phone) ||
+        (!PQgetisnull(res, i, 3) && !p->email) ||
+        (!PQgetisnull(res, i, 4) && !p->birth))
+      r = CM_ERR_NOMEM;
+  }
+  cm_idset_sort(&c->gids);
+  return r;
+}
+
+/* Reads the frame: the touched patients, the live holders of their keys
+ * and the anchors found so far. */
+static int read_frame(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+                      cm_match_t match, char *errstr, size_t errstr_size) {
+  cm_idset_t ids = {0};
   const char *params[3];
-  int before, i, r = CM_ERR_NOMEM;
   PGresult *res = NULL;
+  int i, r = CM_ERR_NOMEM;
   char *a[3];
 
-  cm_strset_sort(&c->phones);
-  cm_strset_sort(&c->emails);
-  before = c->phones.n + c->emails.n;
-  a[0] = cm_db_int_array(c->ids.v, c->ids.n);
+  if (cm_idset_add_all(&ids, c->ids.v, c->ids.n) != 0 ||
+      cm_idset_add_all(&ids, c->seen.v, c->seen.n) != 0) {
+    cm_idset_clear(&ids);
+    return CM_ERR_NOMEM;
+  }
+  cm_idset_sort(&ids);
+  a[0] = cm_db_int_array(ids.v, ids.n);
   a[1] = cm_db_text_array(c->phones.v, c->phones.n, 0);
   a[2] = cm_db_text_array(c->emails.v, c->emails.n, 0);
   if (a[0] && a[1] && a[2]) {
     memcpy(params, a, sizeof(params));
-    r = cm_db_exec(db, q->closure, 3, params, &res, errstr, errstr_size);
+    r = cm_db_exec(db, q->frame, 3, params, &res, errstr, errstr_size);
+  }
+  for (i = 0; i < 3; i++)
+    free(a[i]);
+  cm_idset_clear(&ids);
+  c->split = 0;
+  c->gids.n = 0;
+  if (!r)
+    r = take_rows(c, res, match);
+  if (!r && cm_idset_add_all(&c->seen, c->gids.v, c->gids.n) != 0)
+    r = CM_ERR_NOMEM;
+  cm_idset_sort(&c->seen);
+  PQclear(res);
+  return r;
+}
+
+/* Reads every live member of the frame's components, and the touched
+ * patients that belong to none yet. */
+static int read_members(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+                        cm_match_t match, char *errstr, size_t errstr_size) {
+  const char *params[2];
+  PGresult *res = NULL;
+  char *a[2];
+  int split = c->split, r = CM_ERR_NOMEM;
+
+  a[0] = cm_db_int_array(c->gids.v, c->gids.n);
+  a[1] = cm_db_int_array(c->ids.v, c->ids.n);
+  if (a[0] && a[1]) {
+    memcpy(params, a, sizeof(params));
+    r = cm_db_exec(db, q->members, 2, params, &res, errstr, errstr_size);
   }
   free(a[0]);
   free(a[1]);
-  free(a[2]);
-  rows_free(c);
-  if (r)
-    return r;
-  c->n = PQntuples(res);
-  c->rows = calloc((size_t)(c->n ? c->n : 1), sizeof(prow_t));
-  for (i = 0; c->rows && i < c->n; i++) {
-    prow_t *p = &c->rows[i];
-
-    p->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-    p->phone = dup_value(res, i, 1);
-    p->email = dup_value(res, i, 2);
-    p->birth = dup_value(res, i, 3);
-    p->old_gid = -1;
-    if ((p->phone && cm_strset_add(&c->phones, "", p->phone)) ||
-        (p->email && cm_strset_add(&c->emails, "", p->email)))
-      break;
-  }
+  if (!r)
+    r = take_rows(c, res, match);
+  c->split = split;
   PQclear(res);
-  if (!c->rows || i < c->n)
-    return CM_ERR_NOMEM;
-  cm_strset_sort(&c->phones);
-  cm_strset_sort(&c->emails);
-  *grew = c->phones.n + c->emails.n > before;
-  return 0;
+  return r;
 }
 
 static int key_names(const closure_t *c, const cm_idset_t *refs,
@@ -251,6 +372,10 @@ static int key_names(const closure_t *c, const cm_idset_t *refs,
     r = cm_strset_add(names, "pk:p:", c->phones.v[i]);
   for (i = 0; !r && i < c->emails.n; i++)
     r = cm_strset_add(names, "pk:e:", c->emails.v[i]);
+  for (i = 0; !r && i < c->gids.n; i++) {
+    snprintf(buf, sizeof(buf), "%" PRId64, c->gids.v[i]);
+    r = cm_strset_add(names, "pg:", buf);
+  }
   return r ? CM_ERR_NOMEM : 0;
 }
 
@@ -266,18 +391,18 @@ static int lock_round(cm_db_t *db, const closure_t *c, const cm_idset_t *refs,
   return r;
 }
 
-/* Reads the closure of the touched patients until every key in it is
- * locked and a read under those locks finds no new key. */
-static int read_closure(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
-                        const cm_idset_t *refs, cm_strset_t *held, char *errstr,
-                        size_t errstr_size) {
-  int r, added = 0, grew = 1;
+/* Locks the touched patients and their keys, then reads the frame until
+ * every component in it is locked and a read under those locks finds no
+ * new one. */
+static int read_locked_frame(const cm_patient_sql_t *q, cm_db_t *db,
+                             closure_t *c, const cm_idset_t *refs,
+                             cm_match_t match, cm_strset_t *held, char *errstr,
+                             size_t errstr_size) {
+  int r, added = 0;
 
   r = lock_round(db, c, refs, held, &added, errstr, errstr_size);
   while (!r) {
-    grew = 1;
-    while (!r && grew)
-      r = read_round(q, db, c, &grew, errstr, errstr_size);
+    r = read_frame(q, db, c, match, errstr, errstr_size);
     if (!r)
       r = lock_round(db, c, NULL, held, &added, errstr, errstr_size);
     if (!r && !added)
@@ -361,22 +486,6 @@ static int link_by(prow_t *rows, int n, int phone, cm_match_t match) {
   return 0;
 }
 
-/* Rows come sorted by id, so a component's first row is its anchor. */
-static int components(prow_t *rows, int n, cm_match_t match) {
-  int i, r;
-
-  for (i = 0; i < n; i++)
-    rows[i].parent = i;
-  r = link_by(rows, n, 1, match);
-  if (!r)
-    r = link_by(rows, n, 0, match);
-  for (i = 0; !r && i < n; i++)
-    rows[i].gid = rows[uf_find(rows, i)].id;
-  return r;
-}
-
-/* ---- writing ------------------------------------------------------------ */
-
 static prow_t *row_of(closure_t *c, int64_t id) {
   int lo = 0, hi = c->n - 1;
 
@@ -393,67 +502,136 @@ static prow_t *row_of(closure_t *c, int64_t id) {
   return NULL;
 }
 
-/* The global ids the members and the touched patients had before. */
-static int read_old_gids(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
-                         cm_idset_t *old, char *errstr, size_t errstr_size) {
-  cm_idset_t ids = {0};
-  const char *params[1];
-  PGresult *res = NULL;
-  char *arr = NULL;
-  int i, r = CM_ERR_NOMEM;
+/* Components can only merge when every old anchor of the frame is read
+ * back as the live row of its own component: then each old component
+ * stands for itself whole. */
+static int whole(closure_t *c) {
+  int i;
 
-  for (i = 0; i < c->n; i++)
-    if (cm_idset_add(&ids, c->rows[i].id) != 0)
-      goto out;
-  if (cm_idset_add_all(&ids, c->ids.v, c->ids.n) != 0)
-    goto out;
-  cm_idset_sort(&ids);
-  arr = cm_db_int_array(ids.v, ids.n);
-  if (!arr)
-    goto out;
-  params[0] = arr;
-  r = cm_db_exec(db, q->old_gids, 1, params, &res, errstr, errstr_size);
-  for (i = 0; !r && i < PQntuples(res); i++) {
-    int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-    int64_t g = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-    prow_t *p = row_of(c, id);
+  if (c->split)
+    return 0;
+  for (i = 0; i < c->gids.n; i++) {
+    prow_t *p = row_of(c, c->gids.v[i]);
 
-    if (p)
-      p->old_gid = g;
-    if (cm_idset_add(old, g))
-      r = CM_ERR_NOMEM;
+    if (!p || p->old_gid != p->id)
+      return 0;
   }
-out:
-  PQclear(res);
-  free(arr);
-  cm_idset_clear(&ids);
+  return 1;
+}
+
+/* Rows come sorted by id, so a component's first row is its anchor.
+ * @p kept: the old components stayed whole, so each row is first
+ * joined to its old anchor's row. */
+static int components(closure_t *c, cm_match_t match, int kept) {
+  prow_t *rows = c->rows;
+  int i, n = c->n, r;
+
+  for (i = 0; i < n; i++)
+    rows[i].parent = i;
+  for (i = 0; kept && i < n; i++)
+    if (rows[i].old_gid >= 0)
+      uf_union(rows, i, (int)(row_of(c, rows[i].old_gid) - rows));
+  r = link_by(rows, n, 1, match);
+  if (!r)
+    r = link_by(rows, n, 0, match);
+  for (i = 0; !r && i < n; i++)
+    rows[i].gid = rows[uf_find(rows, i)].id;
   return r;
 }
 
-static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
-                         const closure_t *c, char *errstr, size_t errstr_size) {
-  cJSON *arr = cJSON_CreateArray(), *o;
-  const char *params[2];
-  char *json = NULL, *ids;
-  int i, r = CM_ERR_NOMEM;
+/* ---- writing ------------------------------------------------------------ */
 
-  for (i = 0; arr && i < c->n; i++) {
+/* Builds [{k1: v1, k2: v2}] as JSON text. */
+static char *pairs_json(const int64_t *a, const int64_t *b, int n,
+                        const char *k1, const char *k2) {
+  cJSON *arr = cJSON_CreateArray(), *o;
+  char *json = NULL;
+  int i;
+
+  for (i = 0; arr && i < n; i++) {
     o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", (double)c->rows[i].id);
-    cJSON_AddNumberToObject(o, "gid", (double)c->rows[i].gid);
-    cJSON_AddItemToArray(arr, o);
+    if (!o || !cJSON_AddItemToArray(arr, o) ||
+        !cJSON_AddNumberToObject(o, k1, (double)a[i]) ||
+        !cJSON_AddNumberToObject(o, k2, (double)b[i]))
+      goto out;
   }
   if (arr)
     json = cJSON_PrintUnformatted(arr);
+out:
   cJSON_Delete(arr);
+  return json;
+}
+
+/* Moves the members of every whole old component whose anchor changed. */
+static int write_moves(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+                       char *errstr, size_t errstr_size) {
+  int64_t *from = malloc(sizeof(*from) * (size_t)(c->gids.n + 1));
+  int64_t *to = malloc(sizeof(*to) * (size_t)(c->gids.n + 1));
+  const char *params[1];
+  char *json = NULL;
+  int i, n = 0, r = CM_ERR_NOMEM;
+
+  for (i = 0; from && to && i < c->gids.n; i++) {
+    prow_t *p = row_of(c, c->gids.v[i]);
+
+    if (p->gid != p->id) {
+      from[n] = p->id;
+      to[n++] = p->gid;
+    }
+  }
+  if (from && to && n == 0)
+    r = 0;
+  else if (from && to)
+    json = pairs_json(from, to, n, "from", "to");
+  if (json) {
+    params[0] = json;
+    r = cm_db_exec(db, q->moves, 1, params, NULL, errstr, errstr_size);
+  }
+  free(json);
+  free(from);
+  free(to);
+  return r;
+}
+
+/* Writes the rows that are touched or changed anchor, deletes the
+ * touched patients that are gone, then the profiles of every anchor in
+ * hand. */
+static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
+                         const closure_t *c, char *errstr, size_t errstr_size) {
+  int64_t *id = malloc(sizeof(*id) * (size_t)(c->n + 1));
+  int64_t *gid = malloc(sizeof(*gid) * (size_t)(c->n + 1));
+  cm_idset_t now = {0};
+  const char *params[2];
+  char *json = NULL, *ids = NULL, *anchors = NULL;
+  int i, n = 0, r = CM_ERR_NOMEM;
+
+  for (i = 0; id && gid && i < c->n; i++) {
+    if (c->rows[i].touched || c->rows[i].gid != c->rows[i].old_gid) {
+      id[n] = c->rows[i].id;
+      gid[n++] = c->rows[i].gid;
+    }
+    if (cm_idset_add(&now, c->rows[i].gid))
+      goto out;
+  }
+  cm_idset_sort(&now);
+  json = id && gid ? pairs_json(id, gid, n, "id", "gid") : NULL;
   ids = cm_db_int_array(c->ids.v, c->ids.n);
-  if (json && ids) {
+  anchors = cm_db_int_array(now.v, now.n);
+  if (json && ids && anchors) {
     params[0] = json;
     params[1] = ids;
     r = cm_db_exec(db, q->write, 2, params, NULL, errstr, errstr_size);
+    params[0] = anchors;
+    if (!r && now.n > 0)
+      r = cm_db_exec(db, q->profile, 1, params, NULL, errstr, errstr_size);
   }
+out:
   free(json);
   free(ids);
+  free(anchors);
+  free(id);
+  free(gid);
+  cm_idset_clear(&now);
   return r;
 }
 
@@ -708,29 +886,34 @@ int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
                        const cm_idset_t *refs, cm_strset_t *held, char *errstr,
                        size_t errstr_size) {
   closure_t c = {0};
-  cm_idset_t old = {0};
   const cm_patient_sql_t *q;
   cm_match_t match;
-  int r, added;
+  int r, added, kept = 0;
 
   q = cm_derive_patient_sql(d, &match);
   r = seed_closure(pt, &c);
   if (!r && pt->ids.n == 0) /* appointments' patients: lock only */
     r = lock_round(db, &c, refs, held, &added, errstr, errstr_size);
   else if (!r)
-    r = read_closure(q, db, &c, refs, held, errstr, errstr_size);
+    r = read_locked_frame(q, db, &c, refs, match, held, errstr, errstr_size);
+  if (!r && pt->ids.n > 0) {
+    kept = whole(&c);
+    if (!kept)
+      r = read_members(q, db, &c, match, errstr, errstr_size);
+  }
   if (!r && pt->ids.n > 0)
-    r = components(c.rows, c.n, match);
-  if (!r && pt->ids.n > 0)
-    r = read_old_gids(q, db, &c, &old, errstr, errstr_size);
+    r = components(&c, match, kept);
+  if (!r && kept)
+    r = write_moves(q, db, &c, errstr, errstr_size);
   if (!r && pt->ids.n > 0)
     r = write_members(q, db, &c, errstr, errstr_size);
   if (!r && pt->ids.n > 0)
-    r = update_anchors(q, db, &c, &old, errstr, errstr_size);
+    r = update_anchors(q, db, &c, &c.gids, errstr, errstr_size);
   rows_free(&c);
   cm_idset_clear(&c.ids);
+  cm_idset_clear(&c.gids);
+  cm_idset_clear(&c.seen);
   cm_strset_clear(&c.phones);
   cm_strset_clear(&c.emails);
-  cm_idset_clear(&old);
   return r;
 }

@@ -10,18 +10,20 @@
  * Groups span partitions, so two workers may derive the same group at
  * once. Every derivation first takes transaction-scoped advisory locks on
  * the names of everything it will read: "du:<user id>" and "de:<email>"
- * for doctors, "pu:<patient id>" and "pk:<phone or email key>" for
- * patients, each through the bucket it hashes to (1 024 buckets, so that
- * a large component cannot exhaust PostgreSQL's lock table). A
- * transaction that changes a mirror row locks the names of that row's
- * keys before and after the change, so while a derivation holds its
- * names, nothing it reads can be committed by anyone else. It re-reads
- * after each round of locking and locks what it newly finds until a
- * round finds nothing new; of two workers changing one group, the one
- * that commits last derives it from everything the other committed.
- * Names are locked in sorted order within a round, doctors before
- * patients; a deadlock across rounds is detected by PostgreSQL and the
- * batch runs again.
+ * for doctors; "pu:<patient id>" and "pk:<phone or email key>" for the
+ * touched patients and their keys, and "pg:<anchor>" for every patient
+ * component it reads; each through the bucket it hashes to (1 024
+ * buckets, so that a large component cannot exhaust PostgreSQL's lock
+ * table). A transaction that changes a mirror row locks the names of
+ * that row's keys before and after the change, and one that changes a
+ * component's members holds that component's name (it read them), so
+ * while a derivation holds its names, nothing it reads can be committed
+ * by anyone else. It re-reads after each round of locking and locks what
+ * it newly finds until a round finds nothing new; of two workers
+ * changing one group, the one that commits last derives it from
+ * everything the other committed. Names are locked in sorted order
+ * within a round, doctors before patients; a deadlock across rounds is
+ * detected by PostgreSQL and the batch runs again.
  */
 #ifndef CM_DERIVE_H
 #define CM_DERIVE_H
@@ -71,9 +73,11 @@ int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
 
 /** The statements of derive_patient.c, prepared by cm_derive_new(). */
 typedef struct cm_patient_sql_s {
-  char *closure;
-  char *old_gids;
-  char *write;
+  char *frame;   /**< touched patients, holders of their keys, anchors */
+  char *members; /**< every member of some components */
+  char *moves;   /**< whole components to a new anchor */
+  char *write;   /**< clinic_patient rows */
+  char *profile; /**< global_patient rows from their members */
   char *alias_redirect;
   char *alias_upsert;
   char *alias_gc;
