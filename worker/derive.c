@@ -13,7 +13,9 @@
  * isActive. Users with one normalized email share a global_doctor whose
  * id is the group's smallest user id; a user without a usable email is a
  * group of its own. Profile fields come from the most recently updated
- * member (updatedAt, then the higher id).
+ * member (updatedAt, then the higher id). Users that touched
+ * appointments name are re-derived only where an appointment can change
+ * their clinic_doctor (named_doctors()).
  *
  * Appointments: one row per live legacy appointment; its doctor and
  * patient links are the legacy ids while those rows live, else NULL
@@ -31,12 +33,20 @@
 
 struct cm_derive_s {
   cm_match_t match;
+  char *named;
   char *user_emails;
   char *doctors;
   char *doctors_gc;
   char *appointments;
   cm_patient_sql_t patient;
 };
+
+/* $1 users that touched appointments name: those whose clinic_doctor
+ * may depend on appointments (not a live DOCTOR that has one already) */
+static const char named_sql[] =
+    "SELECT u.id FROM @cm@.mirror_user u WHERE u.id = ANY($1::bigint[])"
+    " AND NOT (NOT u.deleted AND u.role = 'DOCTOR' AND EXISTS (SELECT 1"
+    "          FROM @v2@.clinic_doctor c WHERE c.id = u.id))";
 
 static const char user_emails_sql[] =
     "SELECT DISTINCT email_norm FROM @cm@.mirror_user"
@@ -141,12 +151,13 @@ cm_derive_t *cm_derive_new(cm_db_t *db, cm_match_t match) {
   if (!d)
     return NULL;
   d->match = match;
+  d->named = cm_db_expand(db, named_sql);
   d->user_emails = cm_db_expand(db, user_emails_sql);
   d->doctors = cm_db_expand(db, doctors_sql);
   d->doctors_gc = cm_db_expand(db, doctors_gc_sql);
   d->appointments = cm_db_expand(db, appointments_sql);
-  if (!d->user_emails || !d->doctors || !d->doctors_gc || !d->appointments ||
-      cm_patient_sql_init(db, &d->patient) != 0) {
+  if (!d->named || !d->user_emails || !d->doctors || !d->doctors_gc ||
+      !d->appointments || cm_patient_sql_init(db, &d->patient) != 0) {
     cm_derive_destroy(d);
     return NULL;
   }
@@ -156,6 +167,7 @@ cm_derive_t *cm_derive_new(cm_db_t *db, cm_match_t match) {
 void cm_derive_destroy(cm_derive_t *d) {
   if (!d)
     return;
+  free(d->named);
   free(d->user_emails);
   free(d->doctors);
   free(d->doctors_gc);
@@ -248,6 +260,49 @@ static int doctor_names(const cm_idset_t *users, const cm_strset_t *emails,
     if (cm_strset_add(names, "de:", emails->v[i]) != 0)
       return CM_ERR_NOMEM;
   return 0;
+}
+
+/*
+ * The users that touched appointments name and whose clinic_doctor may
+ * depend on them. A live DOCTOR that has its clinic_doctor keeps it
+ * whatever names it, so its group is not re-derived for every
+ * appointment (docs/design.md §2.3). The decision is read under the
+ * users' locks: a transaction that changes such a user derives it under
+ * the same lock, after this one or from what this one committed.
+ */
+static int named_doctors(cm_derive_t *d, cm_db_t *db, const cm_idset_t *named,
+                         const cm_idset_t *users, cm_strset_t *held,
+                         cm_idset_t *out, char *errstr, size_t errstr_size) {
+  cm_idset_t ids = {0};
+  cm_strset_t names = {0}, none = {0};
+  const char *params[1];
+  PGresult *res = NULL;
+  char *arr = NULL;
+  int i, r = 0, added;
+
+  for (i = 0; !r && i < named->n; i++)
+    if (!cm_idset_has(users, named->v[i]))
+      r = cm_idset_add(&ids, named->v[i]) ? CM_ERR_NOMEM : 0;
+  if (!r && ids.n > 0) {
+    cm_idset_sort(&ids);
+    r = doctor_names(&ids, &none, &names);
+    if (!r)
+      r = cm_derive_lock(db, &names, held, &added, errstr, errstr_size);
+    arr = r ? NULL : cm_db_int_array(ids.v, ids.n);
+    if (!r && !arr)
+      r = CM_ERR_NOMEM;
+    params[0] = arr;
+    if (!r)
+      r = cm_db_exec(db, d->named, 1, params, &res, errstr, errstr_size);
+    for (i = 0; !r && i < PQntuples(res); i++)
+      if (cm_idset_add(out, strtoll(PQgetvalue(res, i, 0), NULL, 10)))
+        r = CM_ERR_NOMEM;
+  }
+  PQclear(res);
+  free(arr);
+  cm_idset_clear(&ids);
+  cm_strset_clear(&names);
+  return r;
 }
 
 /* Locks the users and their email groups, re-reading the users' emails
@@ -351,10 +406,12 @@ int cm_derive_batch(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
   int r = CM_ERR_NOMEM;
 
   if (cm_idset_add_all(&doctors, users->ids.v, users->ids.n) == 0 &&
-      cm_idset_add_all(&doctors, appts->doctors.v, appts->doctors.n) == 0 &&
       cm_idset_add_all(&prefs, appts->patients.v, appts->patients.n) == 0 &&
       user_emails(users, &emails) == 0)
     r = 0;
+  if (!r)
+    r = named_doctors(d, db, &appts->doctors, &users->ids, &held, &doctors,
+                      errstr, errstr_size);
   if (!r)
     r = derive_doctors(d, db, &doctors, &emails, &held, errstr, errstr_size);
   if (!r)
