@@ -306,25 +306,28 @@ static int named_doctors(cm_derive_t *d, cm_db_t *db, const cm_idset_t *named,
 }
 
 /* Locks the users and their email groups, re-reading the users' emails
- * after each round until no new group turns up. */
+ * after each round until no new group turns up. The emails are read at
+ * least once, under the users' locks, even when every name was held
+ * already (named_doctors() locks the users it keeps). */
 static int lock_doctors(cm_derive_t *d, cm_db_t *db, const cm_idset_t *users,
                         const char *ids, cm_strset_t *emails, cm_strset_t *held,
                         char *errstr, size_t errstr_size) {
   cm_strset_t names = {0};
-  int r, added = 1;
+  int r, added, read = 0;
 
-  while (added) {
+  for (;;) {
     r = doctor_names(users, emails, &names);
     if (!r)
       r = cm_derive_lock(db, &names, held, &added, errstr, errstr_size);
     cm_strset_clear(&names);
-    if (!r && added)
-      r = read_user_emails(d, db, ids, emails, errstr, errstr_size);
+    if (r || (read && !added))
+      return r;
+    r = read_user_emails(d, db, ids, emails, errstr, errstr_size);
     if (r)
       return r;
+    read = 1;
     cm_strset_sort(emails);
   }
-  return 0;
 }
 
 static int derive_doctors(cm_derive_t *d, cm_db_t *db, cm_idset_t *users,

@@ -7,7 +7,7 @@ the second kind only: a live DOCTOR that has its clinic_doctor keeps it
 whatever names it. So a batch of appointments for such a doctor does not
 re-derive the doctor's group (counted by pg_stat_statements), while one
 that names a user of another role still creates, and its removal still
-removes, that user's clinic_doctor.
+removes, that user's clinic_doctor, in the email group it shares.
 """
 import os
 import sys
@@ -68,6 +68,19 @@ with Env() as env:
          "its removal drained")
     check("without it she has none again", env.pg.query(DOCTORS),
           [(1, 1, True)])
+
+    # an administrator who shares the doctor's email, named by nothing yet
+    step(env, [message("User", "c", user(3, email="Doc@example.org ",
+                                         role="ADMIN"), 450)],
+         "the administrator drained")
+    check("the administrator alone has no clinic_doctor",
+          env.pg.query(DOCTORS), [(1, 1, True)])
+    step(env, [message("Appointment", "c", appointment(42, 3, 1), 460)],
+         "an appointment with the administrator drained")
+    check("named, she joins the doctor's email group",
+          env.pg.query(DOCTORS), [(1, 1, True), (3, 1, False)])
+    step(env, [message("Appointment", "d", 42, 470)],
+         "its removal drained")
 
     step(env, [message("User", "u", user(1, email="doc@example.org",
                                          role="NURSE"), 500)],
