@@ -21,7 +21,8 @@
  * patient links are the legacy ids while those rows live, else NULL
  * (unresolved). A link is resolved by whichever transaction lands the
  * second of the two sides: appointment derivation re-reads the
- * appointments that name a touched user or patient.
+ * appointments that name a user or patient that appeared or vanished
+ * in the batch (an update that leaves a row live changes no link).
  */
 #include "clinicmig/cm_derive.h"
 
@@ -52,14 +53,26 @@ static const char user_emails_sql[] =
     "SELECT DISTINCT email_norm FROM @cm@.mirror_user"
     " WHERE id = ANY($1::bigint[]) AND email_norm IS NOT NULL";
 
+/*
+ * The reads below look their rows up one id or key at a time through the
+ * index (a LATERAL subquery with OFFSET 0, which PostgreSQL does not
+ * flatten into a join): asked for "= ANY" of many ids, or an EXISTS per
+ * user, it scanned whole tables, a cost that grew with the backlog
+ * (docs/performance.md §10).
+ */
 static const char doctors_sql[] =
-    "WITH elig AS ("
-    "  SELECT u.* FROM @cm@.mirror_user u"
-    "  WHERE NOT u.deleted"
-    "    AND (u.id = ANY($1::bigint[]) OR u.email_norm = ANY($2::text[]))"
-    "    AND (u.role = 'DOCTOR' OR EXISTS (SELECT 1"
-    "         FROM @cm@.mirror_appointment a"
-    "         WHERE a.doctor_id = u.id AND NOT a.deleted))"
+    "WITH cand AS ("
+    "  SELECT u.* FROM unnest($1::bigint[]) AS k(v), LATERAL ("
+    "    SELECT * FROM @cm@.mirror_user WHERE id = k.v AND NOT deleted"
+    "    OFFSET 0) AS u"
+    "  UNION SELECT u.* FROM unnest($2::text[]) AS k(v), LATERAL ("
+    "    SELECT * FROM @cm@.mirror_user"
+    "    WHERE email_norm = k.v AND NOT deleted OFFSET 0) AS u"
+    "), elig AS ("
+    "  SELECT u.* FROM cand u LEFT JOIN LATERAL ("
+    "    SELECT true AS named FROM @cm@.mirror_appointment"
+    "    WHERE doctor_id = u.id AND NOT deleted LIMIT 1) AS a ON true"
+    "  WHERE u.role = 'DOCTOR' OR a.named"
     "), grp AS ("
     "  SELECT e.*, CASE WHEN e.email_norm IS NULL THEN e.id"
     "    ELSE min(e.id) OVER (PARTITION BY e.email_norm) END AS gid"
@@ -109,20 +122,32 @@ static const char doctors_gc_sql[] =
     "   AND NOT EXISTS (SELECT 1 FROM @v2@.clinic_doctor c"
     "                   WHERE c.global_doctor_id = g.id)";
 
-/* $1 touched appointments, $2 touched users, $3 touched patients */
+/* $1 touched appointments, $2 users and $3 patients that appeared or
+ * vanished (an appointment's links depend on whether its doctor and
+ * patient live, nothing else of them) */
 static const char appointments_sql[] =
-    "WITH src AS ("
+    "WITH ids AS ("
+    "  SELECT a.id FROM unnest($1::bigint[]) AS k(v), LATERAL ("
+    "    SELECT id FROM @cm@.mirror_appointment"
+    "    WHERE id = k.v AND NOT deleted OFFSET 0) AS a"
+    "  UNION SELECT a.id FROM unnest($2::bigint[]) AS k(v), LATERAL ("
+    "    SELECT id FROM @cm@.mirror_appointment"
+    "    WHERE doctor_id = k.v AND NOT deleted OFFSET 0) AS a"
+    "  UNION SELECT a.id FROM unnest($3::bigint[]) AS k(v), LATERAL ("
+    "    SELECT id FROM @cm@.mirror_appointment"
+    "    WHERE patient_id = k.v AND NOT deleted OFFSET 0) AS a"
+    "), src AS ("
     "  SELECT m.id, m.clinic_id,"
-    "    CASE WHEN u.id IS NOT NULL THEN m.doctor_id END AS cd,"
-    "    CASE WHEN p.id IS NOT NULL THEN m.patient_id END AS cp,"
+    "    CASE WHEN u.live THEN m.doctor_id END AS cd,"
+    "    CASE WHEN p.live THEN m.patient_id END AS cp,"
     "    m.starts_at, m.ends_at, m.status, m.reason"
-    "  FROM @cm@.mirror_appointment m"
-    "  LEFT JOIN @cm@.mirror_user u ON u.id = m.doctor_id AND NOT u.deleted"
-    "  LEFT JOIN @cm@.mirror_patient p"
-    "    ON p.id = m.patient_id AND NOT p.deleted"
-    "  WHERE NOT m.deleted AND (m.id = ANY($1::bigint[])"
-    "    OR m.doctor_id = ANY($2::bigint[])"
-    "    OR m.patient_id = ANY($3::bigint[]))"
+    "  FROM ids, LATERAL ("
+    "    SELECT * FROM @cm@.mirror_appointment WHERE id = ids.id"
+    "    OFFSET 0) AS m"
+    "  LEFT JOIN LATERAL (SELECT true AS live FROM @cm@.mirror_user"
+    "    WHERE id = m.doctor_id AND NOT deleted OFFSET 0) AS u ON true"
+    "  LEFT JOIN LATERAL (SELECT true AS live FROM @cm@.mirror_patient"
+    "    WHERE id = m.patient_id AND NOT deleted OFFSET 0) AS p ON true"
     "), up AS ("
     "  INSERT INTO @v2@.appointment AS a (id, clinic_id, clinic_doctor_id,"
     "    clinic_patient_id, starts_at, ends_at, status, reason)"
@@ -140,8 +165,9 @@ static const char appointments_sql[] =
     "    EXCLUDED.status, EXCLUDED.reason)"
     "  RETURNING 1"
     "), del AS ("
-    "  DELETE FROM @v2@.appointment a WHERE a.id = ANY($1::bigint[])"
-    "    AND NOT EXISTS (SELECT 1 FROM src WHERE src.id = a.id)"
+    "  DELETE FROM @v2@.appointment a WHERE a.id = ANY(ARRAY("
+    "    SELECT k.v FROM unnest($1::bigint[]) AS k(v)"
+    "    WHERE NOT EXISTS (SELECT 1 FROM src WHERE src.id = k.v)))"
     "  RETURNING 1"
     ") SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM del)";
 
@@ -371,11 +397,11 @@ static int derive_appointments(cm_derive_t *d, cm_db_t *db,
   const char *params[3];
   int r = CM_ERR_NOMEM;
 
-  if (appts->ids.n == 0 && users->ids.n == 0 && patients->ids.n == 0)
+  if (appts->ids.n == 0 && users->flipped.n == 0 && patients->flipped.n == 0)
     return 0;
   a = cm_db_int_array(appts->ids.v, appts->ids.n);
-  u = cm_db_int_array(users->ids.v, users->ids.n);
-  p = cm_db_int_array(patients->ids.v, patients->ids.n);
+  u = cm_db_int_array(users->flipped.v, users->flipped.n);
+  p = cm_db_int_array(patients->flipped.v, patients->flipped.n);
   if (a && u && p) {
     params[0] = a;
     params[1] = u;

@@ -55,36 +55,58 @@
 
 #include "clinicmig/cm_err.h"
 
-/* Both reads return: id, old anchor (clinic_patient), phone and email
- * keys, birth date, deleted, and the keys the patient was last derived
- * with. */
-#define ROW_COLUMNS                                                            \
-  " m.id, c.global_patient_id, m.phone_norm, m.email_norm,"                    \
-  " m.birth_date::text, m.deleted, c.phone, c.email"
+/*
+ * The reads below look their rows up one key or id at a time, through
+ * the key's index: a LATERAL subquery with OFFSET 0, which PostgreSQL
+ * does not flatten into a join. Asked for "= ANY" of a thousand keys,
+ * its estimate was off by ten times and it scanned whole tables instead,
+ * a cost that grew with the backlog (docs/performance.md §10).
+ *
+ * Both return: id, old anchor (clinic_patient), phone and email keys,
+ * birth date, deleted, and the keys the patient was last derived with.
+ */
 
 /* $1 touched patients and the anchors found so far, $2 phone keys, $3
  * email keys: the frame (the live holders of the keys, and those ids) */
 static const char frame_sql[] =
-    "SELECT" ROW_COLUMNS " FROM @cm@.mirror_patient m"
-    " LEFT JOIN @v2@.clinic_patient c ON c.id = m.id"
-    " WHERE m.id = ANY($1::bigint[])"
-    " UNION SELECT" ROW_COLUMNS " FROM @cm@.mirror_patient m"
-    " LEFT JOIN @v2@.clinic_patient c ON c.id = m.id"
-    " WHERE NOT m.deleted AND m.phone_norm = ANY($2::text[])"
-    " UNION SELECT" ROW_COLUMNS " FROM @cm@.mirror_patient m"
-    " LEFT JOIN @v2@.clinic_patient c ON c.id = m.id"
-    " WHERE NOT m.deleted AND m.email_norm = ANY($3::text[])"
+    "WITH m AS ("
+    "  SELECT m.* FROM unnest($1::bigint[]) AS k(v), LATERAL ("
+    "    SELECT id, phone_norm, email_norm, birth_date, deleted"
+    "    FROM @cm@.mirror_patient WHERE id = k.v OFFSET 0) AS m"
+    "  UNION SELECT m.* FROM unnest($2::text[]) AS k(v), LATERAL ("
+    "    SELECT id, phone_norm, email_norm, birth_date, deleted"
+    "    FROM @cm@.mirror_patient WHERE NOT deleted AND phone_norm = k.v"
+    "    OFFSET 0) AS m"
+    "  UNION SELECT m.* FROM unnest($3::text[]) AS k(v), LATERAL ("
+    "    SELECT id, phone_norm, email_norm, birth_date, deleted"
+    "    FROM @cm@.mirror_patient WHERE NOT deleted AND email_norm = k.v"
+    "    OFFSET 0) AS m"
+    ") SELECT m.id, c.global_patient_id, m.phone_norm, m.email_norm,"
+    "  m.birth_date::text, m.deleted, c.phone, c.email"
+    " FROM m LEFT JOIN LATERAL ("
+    "   SELECT global_patient_id, phone, email FROM @v2@.clinic_patient"
+    "   WHERE id = m.id OFFSET 0) AS c ON true"
     " ORDER BY 1";
 
 /* $1 anchors, $2 touched patients: the live members of those components
  * and the live touched patients that belong to none yet */
 static const char members_sql[] =
-    "SELECT" ROW_COLUMNS " FROM @v2@.clinic_patient c"
-    " JOIN @cm@.mirror_patient m ON m.id = c.id"
-    " WHERE c.global_patient_id = ANY($1::bigint[]) AND NOT m.deleted"
-    " UNION ALL SELECT" ROW_COLUMNS " FROM @cm@.mirror_patient m"
-    " LEFT JOIN @v2@.clinic_patient c ON c.id = m.id"
-    " WHERE m.id = ANY($2::bigint[]) AND NOT m.deleted AND c.id IS NULL"
+    "SELECT m.id, c.global_patient_id, m.phone_norm, m.email_norm,"
+    "  m.birth_date::text, m.deleted, c.phone, c.email"
+    " FROM unnest($1::bigint[]) AS g(v), LATERAL ("
+    "   SELECT id, global_patient_id, phone, email FROM @v2@.clinic_patient"
+    "   WHERE global_patient_id = g.v OFFSET 0) AS c, LATERAL ("
+    "   SELECT id, phone_norm, email_norm, birth_date, deleted"
+    "   FROM @cm@.mirror_patient WHERE id = c.id AND NOT deleted"
+    "   OFFSET 0) AS m"
+    " UNION ALL SELECT m.id, NULL, m.phone_norm, m.email_norm,"
+    "  m.birth_date::text, m.deleted, NULL, NULL"
+    " FROM unnest($2::bigint[]) AS k(v), LATERAL ("
+    "   SELECT id, phone_norm, email_norm, birth_date, deleted"
+    "   FROM @cm@.mirror_patient WHERE id = k.v AND NOT deleted"
+    "   OFFSET 0) AS m"
+    " WHERE NOT EXISTS (SELECT 1 FROM @v2@.clinic_patient c"
+    "                   WHERE c.id = m.id)"
     " ORDER BY 1";
 
 /* $1 [{from, to}]: every member of a component whose anchor changed,
@@ -140,6 +162,7 @@ static const char profile_sql[] =
     "    g.gender, g.member_count) IS DISTINCT FROM (EXCLUDED.first_name,"
     "    EXCLUDED.last_name, EXCLUDED.middle_name, EXCLUDED.birth_date,"
     "    EXCLUDED.gender, EXCLUDED.member_count)";
+
 /* $1 [{alias_id, gid}]: aliases that pointed at a retired anchor follow
  * it to its new component */
 static const char alias_redirect_sql[] =
@@ -251,10 +274,10 @@ static int lost(PGresult *res, int r, int now, int before) {
           strcmp(PQgetvalue(res, r, now), PQgetvalue(res, r, before)) != 0);
 }
 
-/* Replaces the rows with the live rows of @p res (ROW_COLUMNS, by id);
- * adds every old anchor to c->gids and notes in c->split a touched
- * patient that was derived before and now is gone, lost a key, or (strict)
- * may have lost a link through its birth date. */
+/* Replaces the rows with the live rows of @p res (as frame_sql returns them, by
+ * id); adds every old anchor to c->gids and notes in c->split a touched patient
+ * that was derived before and now is gone, lost a key, or (strict) may have
+ * lost a link through its birth date. */
 static int take_rows(closure_t *c, PGresult *res, cm_match_t match) {
   int i, n = PQntuples(res), r = 0;
 

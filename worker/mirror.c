@@ -89,6 +89,7 @@ typedef struct state_s {
   cm_txsnap_t snap;
   int virt;           /* no row: the version a recorded range implies */
   int exists_at_load; /* a stored row was read (old_* hold its keys) */
+  int live_at_load;   /* ... and it was not deleted */
   int refold;         /* columns changed: the keys need set_extras */
   int changed;
   int written;           /* the guarded write moved the stored row */
@@ -219,6 +220,7 @@ void cm_touched_clear(cm_touched_t *t) {
   cm_idset_clear(&t->ids);
   cm_strset_clear(&t->keys);
   cm_idset_clear(&t->doctors);
+  cm_idset_clear(&t->flipped);
   cm_idset_clear(&t->patients);
 }
 
@@ -293,6 +295,7 @@ static void load_states(PGresult *res, const tdesc_t *td, state_t *st,
     st[k].exists = 1;
     st[k].exists_at_load = 1;
     st[k].deleted = PQgetvalue(res, r, ncols)[0] == 't';
+    st[k].live_at_load = !st[k].deleted;
     for (c = 0; c < ncols; c++)
       if (!PQgetisnull(res, r, c))
         st[k].vals[c] = strdup(PQgetvalue(res, r, c));
@@ -534,6 +537,9 @@ static int fill_touched(const tdesc_t *td, const state_t *st, int n_st,
     if (!st[i].changed)
       continue;
     r = cm_idset_add(&t->ids, st[i].id) ? CM_ERR_NOMEM : 0;
+    if (!r && st[i].live_at_load == st[i].deleted &&
+        cm_idset_add(&t->flipped, st[i].id))
+      r = CM_ERR_NOMEM;
     if (!r)
       r = touch_keys(td, &st[i], t);
     if (!r && td->table == CM_TABLE_APPOINTMENT)
@@ -542,6 +548,7 @@ static int fill_touched(const tdesc_t *td, const state_t *st, int n_st,
   cm_idset_sort(&t->ids);
   cm_strset_sort(&t->keys);
   cm_idset_sort(&t->doctors);
+  cm_idset_sort(&t->flipped);
   cm_idset_sort(&t->patients);
   return r;
 }

@@ -45,7 +45,8 @@ void cm_derive_destroy(cm_derive_t *d);
  *        groups of the touched users and of the doctors the touched
  *        appointments name, the patient components of the touched
  *        patients, and the touched appointments together with every
- *        appointment that names a touched user or patient.
+ *        appointment that names a user or patient that appeared or
+ *        vanished.
  * @param touched  the mirror step's results, indexed User, Patient,
  *                 Appointment.
  */

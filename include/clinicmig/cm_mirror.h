@@ -30,6 +30,9 @@ typedef struct cm_touched_s {
   cm_idset_t doctors;  /**< appointments: doctor ids named before and
                             after */
   cm_idset_t patients; /**< appointments: patient ids, likewise */
+  cm_idset_t flipped;  /**< rows that were live before and are not now,
+                            or the other way round: the users and patients
+                            whose appointments' links can change */
 } cm_touched_t;
 
 /**

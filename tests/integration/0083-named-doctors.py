@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""0083-named-doctors: appointments re-derive only the doctors they change.
+"""0083-named-doctors: appointments and users re-derive only what they change.
 
 A clinic_doctor exists for every live DOCTOR and for every live user a
 live appointment names (docs/design.md §2.3). An appointment can change
@@ -8,6 +8,8 @@ whatever names it. So a batch of appointments for such a doctor does not
 re-derive the doctor's group (counted by pg_stat_statements), while one
 that names a user of another role still creates, and its removal still
 removes, that user's clinic_doctor, in the email group it shares.
+Likewise an appointment's links depend only on whether its doctor and
+patient live, so renaming a doctor re-reads none of its appointments.
 """
 import os
 import sys
@@ -23,7 +25,8 @@ DOCTORS = "SELECT id, global_doctor_id, is_active FROM v2.clinic_doctor" \
 def derivations(pg):
     """Calls of the doctors' derivation since the last reset."""
     return pg.query("SELECT coalesce(sum(calls), 0)::int"
-                    " FROM pg_stat_statements WHERE query LIKE 'WITH elig%'"
+                    " FROM pg_stat_statements"
+                    " WHERE query LIKE '%INSERT INTO v2.global_doctor%'"
                     )[0][0]
 
 
@@ -68,6 +71,15 @@ with Env() as env:
          "its removal drained")
     check("without it she has none again", env.pg.query(DOCTORS),
           [(1, 1, True)])
+
+    step(env, [message("User", "u", user(1, email="doc@example.org",
+                                         last="Petrov-Vodkin"), 420)],
+         "the doctor's new name drained")
+    check("renaming a doctor re-reads none of its 31 appointments",
+          env.pg.query("SELECT coalesce(sum(calls), 0)::int"
+                       " FROM pg_stat_statements"
+                       " WHERE query LIKE '%INSERT INTO v2.appointment%'"),
+          [(0,)])
 
     # an administrator who shares the doctor's email, named by nothing yet
     step(env, [message("User", "c", user(3, email="Doc@example.org ",
