@@ -18,6 +18,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,13 @@ try:
     check("its run failed the oracle",
           (run.get("ok"), run.get("check", "")[:8]), (False, "oracle: "))
     check_true("the summary says FAILED", "FAILED" in r.stdout, r.stdout)
+    kept = re.search(r"logs of the failed runs kept in (\S+)", r.stderr)
+    check_true("the failed run's logs and oracle output are kept",
+               kept and os.path.exists(os.path.join(
+                   kept.group(1), "mixed_clinicmig_1_0-oracle.txt")),
+               r.stderr[-500:])
+    if kept:
+        shutil.rmtree(kept.group(1), ignore_errors=True)
     # --statements: the worker's statements as pg_stat_statements saw them
     st = run.get("statements") or []
     check_true("--statements: the run's statements by execution time",
