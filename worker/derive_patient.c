@@ -239,7 +239,7 @@ typedef struct prow_s {
   int64_t old_gid; /* global_patient_id before the batch, or -1 */
 } prow_t;
 
-typedef struct closure_s {
+typedef struct frame_s {
   prow_t *rows; /* live rows, by id */
   int n;
   cm_idset_t ids;     /* touched patients */
@@ -248,9 +248,9 @@ typedef struct closure_s {
   cm_idset_t gids; /* old anchors of the rows of the last read */
   cm_idset_t seen; /* every anchor found, read back as rows */
   int split;       /* a touched patient may have lost a link */
-} closure_t;
+} frame_t;
 
-static void rows_free(closure_t *c) {
+static void rows_free(frame_t *c) {
   int i;
 
   for (i = 0; i < c->n; i++) {
@@ -278,7 +278,7 @@ static int lost(PGresult *res, int r, int now, int before) {
  * id); adds every old anchor to c->gids and notes in c->split a touched patient
  * that was derived before and now is gone, lost a key, or (strict) may have
  * lost a link through its birth date. */
-static int take_rows(closure_t *c, PGresult *res, cm_match_t match) {
+static int take_rows(frame_t *c, PGresult *res, cm_match_t match) {
   int i, n = PQntuples(res), r = 0;
 
   rows_free(c);
@@ -319,7 +319,7 @@ static int take_rows(closure_t *c, PGresult *res, cm_match_t match) {
 
 /* Reads the frame: the touched patients, the live holders of their keys
  * and the anchors found so far. */
-static int read_frame(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+static int read_frame(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
                       cm_match_t match, char *errstr, size_t errstr_size) {
   cm_idset_t ids = {0};
   const char *params[3];
@@ -356,12 +356,12 @@ static int read_frame(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
 
 /* Reads every live member of the frame's components, and the touched
  * patients that belong to none yet. */
-static int read_members(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+static int read_members(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
                         cm_match_t match, char *errstr, size_t errstr_size) {
   const char *params[2];
   PGresult *res = NULL;
   char *a[2];
-  int split = c->split, r = CM_ERR_NOMEM;
+  int r = CM_ERR_NOMEM;
 
   a[0] = cm_db_int_array(c->gids.v, c->gids.n);
   a[1] = cm_db_int_array(c->ids.v, c->ids.n);
@@ -373,12 +373,11 @@ static int read_members(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
   free(a[1]);
   if (!r)
     r = take_rows(c, res, match);
-  c->split = split;
   PQclear(res);
   return r;
 }
 
-static int key_names(const closure_t *c, const cm_idset_t *refs,
+static int key_names(const frame_t *c, const cm_idset_t *refs,
                      cm_strset_t *names) {
   char buf[32];
   int i, r = 0;
@@ -402,7 +401,7 @@ static int key_names(const closure_t *c, const cm_idset_t *refs,
   return r ? CM_ERR_NOMEM : 0;
 }
 
-static int lock_round(cm_db_t *db, const closure_t *c, const cm_idset_t *refs,
+static int lock_round(cm_db_t *db, const frame_t *c, const cm_idset_t *refs,
                       cm_strset_t *held, int *added, char *errstr,
                       size_t errstr_size) {
   cm_strset_t names = {0};
@@ -417,9 +416,9 @@ static int lock_round(cm_db_t *db, const closure_t *c, const cm_idset_t *refs,
 /* Locks the touched patients and their keys, then reads the frame until
  * every component in it is locked and a read under those locks finds no
  * new one. */
-static int read_locked_frame(const cm_patient_sql_t *q, cm_db_t *db,
-                             closure_t *c, const cm_idset_t *refs,
-                             cm_match_t match, cm_strset_t *held, char *errstr,
+static int read_locked_frame(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
+                             const cm_idset_t *refs, cm_match_t match,
+                             cm_strset_t *held, char *errstr,
                              size_t errstr_size) {
   int r, added = 0;
 
@@ -509,7 +508,7 @@ static int link_by(prow_t *rows, int n, int phone, cm_match_t match) {
   return 0;
 }
 
-static prow_t *row_of(closure_t *c, int64_t id) {
+static prow_t *row_of(frame_t *c, int64_t id) {
   int lo = 0, hi = c->n - 1;
 
   while (lo <= hi) {
@@ -528,7 +527,7 @@ static prow_t *row_of(closure_t *c, int64_t id) {
 /* Components can only merge when every old anchor of the frame is read
  * back as the live row of its own component: then each old component
  * stands for itself whole. */
-static int whole(closure_t *c) {
+static int whole(frame_t *c) {
   int i;
 
   if (c->split)
@@ -545,7 +544,7 @@ static int whole(closure_t *c) {
 /* Rows come sorted by id, so a component's first row is its anchor.
  * @p kept: the old components stayed whole, so each row is first
  * joined to its old anchor's row. */
-static int components(closure_t *c, cm_match_t match, int kept) {
+static int components(frame_t *c, cm_match_t match, int kept) {
   prow_t *rows = c->rows;
   int i, n = c->n, r;
 
@@ -586,7 +585,7 @@ out:
 }
 
 /* Moves the members of every whole old component whose anchor changed. */
-static int write_moves(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+static int write_moves(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
                        char *errstr, size_t errstr_size) {
   int64_t *from = malloc(sizeof(*from) * (size_t)(c->gids.n + 1));
   int64_t *to = malloc(sizeof(*to) * (size_t)(c->gids.n + 1));
@@ -620,7 +619,7 @@ static int write_moves(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
  * touched patients that are gone, then the profiles of every anchor in
  * hand. */
 static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
-                         const closure_t *c, char *errstr, size_t errstr_size) {
+                         const frame_t *c, char *errstr, size_t errstr_size) {
   int64_t *id = malloc(sizeof(*id) * (size_t)(c->n + 1));
   int64_t *gid = malloc(sizeof(*gid) * (size_t)(c->n + 1));
   cm_idset_t now = {0};
@@ -660,7 +659,7 @@ out:
 
 /* Where a retired anchor's patients went: its own patient's component,
  * else that of its smallest remaining former member; -1 if none. */
-static int64_t successor(closure_t *c, int64_t g) {
+static int64_t successor(frame_t *c, int64_t g) {
   prow_t *p = row_of(c, g);
   int i;
 
@@ -679,7 +678,7 @@ typedef struct anchors_s {
   cJSON *aliases;     /* [{alias_id, gid}] */
 } anchors_t;
 
-static int plan_anchors(closure_t *c, cm_idset_t *old, anchors_t *a) {
+static int plan_anchors(frame_t *c, cm_idset_t *old, anchors_t *a) {
   cm_idset_t now = {0};
   int i, r = 0;
 
@@ -803,7 +802,7 @@ static int plan_merges(const anchors_t *a, cJSON *out) {
 /* The split of old anchor p[0].key whose members now have the anchors
  * p[0..n) (sorted): the part holding the anchor (or its successor) keeps
  * it; the others that are new anchors were split off. */
-static int plan_split(closure_t *c, const anchors_t *a, const pair_t *p, int n,
+static int plan_split(frame_t *c, const anchors_t *a, const pair_t *p, int n,
                       cJSON *out) {
   int64_t keep = p[0].key;
   cm_idset_t others = {0};
@@ -824,7 +823,7 @@ static int plan_split(closure_t *c, const anchors_t *a, const pair_t *p, int n,
 }
 
 /* One split row per old component now in several, some new. */
-static int plan_splits(closure_t *c, const anchors_t *a, cJSON *out) {
+static int plan_splits(frame_t *c, const anchors_t *a, cJSON *out) {
   pair_t *p = malloc(sizeof(*p) * (size_t)(c->n ? c->n : 1));
   int i, m = 0, start, r = 0;
 
@@ -847,7 +846,7 @@ static int plan_splits(closure_t *c, const anchors_t *a, cJSON *out) {
   return r;
 }
 
-static int write_regroup(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+static int write_regroup(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
                          const anchors_t *a, char *errstr, size_t errstr_size) {
   cJSON *rows = cJSON_CreateArray();
   const char *params[1];
@@ -869,7 +868,7 @@ static int write_regroup(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
   return r;
 }
 
-static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
+static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
                           cm_idset_t *old, char *errstr, size_t errstr_size) {
   anchors_t a = {0};
   int r;
@@ -891,7 +890,7 @@ static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db, closure_t *c,
 
 /* ---- the entry point ----------------------------------------------------- */
 
-static int seed_closure(const cm_touched_t *pt, closure_t *c) {
+static int seed_frame(const cm_touched_t *pt, frame_t *c) {
   int i, r;
 
   r = cm_idset_add_all(&c->ids, pt->ids.v, pt->ids.n);
@@ -908,13 +907,13 @@ static int seed_closure(const cm_touched_t *pt, closure_t *c) {
 int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
                        const cm_idset_t *refs, cm_strset_t *held, char *errstr,
                        size_t errstr_size) {
-  closure_t c = {0};
+  frame_t c = {0};
   const cm_patient_sql_t *q;
   cm_match_t match;
   int r, added, kept = 0;
 
   q = cm_derive_patient_sql(d, &match);
-  r = seed_closure(pt, &c);
+  r = seed_frame(pt, &c);
   if (!r && pt->ids.n == 0) /* appointments' patients: lock only */
     r = lock_round(db, &c, refs, held, &added, errstr, errstr_size);
   else if (!r)
