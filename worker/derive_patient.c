@@ -245,9 +245,10 @@ typedef struct frame_s {
   cm_idset_t ids;     /* touched patients */
   cm_strset_t phones; /* their keys, old and new */
   cm_strset_t emails;
-  cm_idset_t gids; /* old anchors of the rows of the last read */
-  cm_idset_t seen; /* every anchor found, read back as rows */
-  int split;       /* a touched patient may have lost a link */
+  cm_idset_t gids;    /* old anchors of the rows of the last read */
+  cm_idset_t seen;    /* every anchor found, read back as rows */
+  cm_idset_t anchors; /* the rows' anchors, once components() ran */
+  int split;          /* a touched patient may have lost a link */
 } frame_t;
 
 static void rows_free(frame_t *c) {
@@ -556,8 +557,12 @@ static int components(frame_t *c, cm_match_t match, int kept) {
   r = link_by(rows, n, 1, match);
   if (!r)
     r = link_by(rows, n, 0, match);
-  for (i = 0; !r && i < n; i++)
+  for (i = 0; !r && i < n; i++) {
     rows[i].gid = rows[uf_find(rows, i)].id;
+    if (cm_idset_add(&c->anchors, rows[i].gid))
+      r = CM_ERR_NOMEM;
+  }
+  cm_idset_sort(&c->anchors);
   return r;
 }
 
@@ -622,38 +627,31 @@ static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
                          const frame_t *c, char *errstr, size_t errstr_size) {
   int64_t *id = malloc(sizeof(*id) * (size_t)(c->n + 1));
   int64_t *gid = malloc(sizeof(*gid) * (size_t)(c->n + 1));
-  cm_idset_t now = {0};
   const char *params[2];
   char *json = NULL, *ids = NULL, *anchors = NULL;
   int i, n = 0, r = CM_ERR_NOMEM;
 
-  for (i = 0; id && gid && i < c->n; i++) {
+  for (i = 0; id && gid && i < c->n; i++)
     if (c->rows[i].touched || c->rows[i].gid != c->rows[i].old_gid) {
       id[n] = c->rows[i].id;
       gid[n++] = c->rows[i].gid;
     }
-    if (cm_idset_add(&now, c->rows[i].gid))
-      goto out;
-  }
-  cm_idset_sort(&now);
   json = id && gid ? pairs_json(id, gid, n, "id", "gid") : NULL;
   ids = cm_db_int_array(c->ids.v, c->ids.n);
-  anchors = cm_db_int_array(now.v, now.n);
+  anchors = cm_db_int_array(c->anchors.v, c->anchors.n);
   if (json && ids && anchors) {
     params[0] = json;
     params[1] = ids;
     r = cm_db_exec(db, q->write, 2, params, NULL, errstr, errstr_size);
     params[0] = anchors;
-    if (!r && now.n > 0)
+    if (!r && c->anchors.n > 0)
       r = cm_db_exec(db, q->profile, 1, params, NULL, errstr, errstr_size);
   }
-out:
   free(json);
   free(ids);
   free(anchors);
   free(id);
   free(gid);
-  cm_idset_clear(&now);
   return r;
 }
 
@@ -679,21 +677,18 @@ typedef struct anchors_s {
 } anchors_t;
 
 static int plan_anchors(frame_t *c, cm_idset_t *old, anchors_t *a) {
-  cm_idset_t now = {0};
+  const cm_idset_t *now = &c->anchors;
   int i, r = 0;
 
-  for (i = 0; !r && i < c->n; i++)
-    r = cm_idset_add(&now, c->rows[i].gid);
-  cm_idset_sort(&now);
   cm_idset_sort(old);
-  for (i = 0; !r && i < now.n; i++)
-    if (!cm_idset_has(old, now.v[i]))
-      r = cm_idset_add(&a->fresh, now.v[i]);
+  for (i = 0; !r && i < now->n; i++)
+    if (!cm_idset_has(old, now->v[i]))
+      r = cm_idset_add(&a->fresh, now->v[i]);
   for (i = 0; !r && i < old->n; i++) {
     int64_t g = old->v[i], to;
     cJSON *o;
 
-    if (cm_idset_has(&now, g))
+    if (cm_idset_has(now, g))
       continue;
     r = cm_idset_add(&a->retired, g);
     to = successor(c, g);
@@ -706,7 +701,6 @@ static int plan_anchors(frame_t *c, cm_idset_t *old, anchors_t *a) {
     cJSON_AddNumberToObject(o, "gid", (double)to);
     cJSON_AddItemToArray(a->aliases, o);
   }
-  cm_idset_clear(&now);
   return r ? CM_ERR_NOMEM : 0;
 }
 
@@ -935,6 +929,7 @@ int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
   cm_idset_clear(&c.ids);
   cm_idset_clear(&c.gids);
   cm_idset_clear(&c.seen);
+  cm_idset_clear(&c.anchors);
   cm_strset_clear(&c.phones);
   cm_strset_clear(&c.emails);
   return r;
