@@ -537,7 +537,7 @@ static int fill_touched(const tdesc_t *td, const state_t *st, int n_st,
     if (!st[i].changed)
       continue;
     r = cm_idset_add(&t->ids, st[i].id) ? CM_ERR_NOMEM : 0;
-    if (!r && st[i].live_at_load == st[i].deleted &&
+    if (!r && st[i].live_at_load != !st[i].deleted &&
         cm_idset_add(&t->flipped, st[i].id))
       r = CM_ERR_NOMEM;
     if (!r)
