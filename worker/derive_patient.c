@@ -29,8 +29,10 @@
  *   which holds every new component that meets it, are computed anew.
  *
  * Either way the components of the rows in hand are computed here with a
- * union-find, only rows whose anchor changed are written, and profiles
- * and member counts are recomputed in the database from the members.
+ * union-find and only rows whose anchor changed are written. Profiles and
+ * member counts follow from the old components' recorded profile sources
+ * and counts and the rows in hand (profile_sql); a component whose
+ * source no longer stands is recomputed from all its members.
  *
  * Stable ids: an old anchor that is no longer an anchor becomes an alias
  * of the component that holds its patient now (or, if that patient is
@@ -140,20 +142,55 @@ static const char write_sql[] =
     "  RETURNING 1"
     ") SELECT (SELECT count(*) FROM up_c), (SELECT count(*) FROM del_c)";
 
-/* $1 anchors: profile and member count from the members, after they
- * are written */
+/* $1 [{g, o, c, k}], after the members are written: for each anchor g,
+ * the old anchors o of the components it took in whole, its rows in
+ * hand c that may have changed or are new, and k, its members in none of
+ * o. The profile is that of the most recently updated member; the member
+ * count is k plus the old counts. An old component's profile source
+ * (patient_profile) still stands for its untouched members when it is
+ * still a live member whose updatedAt did not move back; where one does
+ * not, or has no row, the anchor is recomputed from all its members
+ * (redo). Returns the anchors redone and the profiles written. */
 static const char profile_sql[] =
-    "WITH p AS (SELECT c.global_patient_id AS gid, mp.*"
-    "  FROM @v2@.clinic_patient c JOIN @cm@.mirror_patient mp"
-    "    ON mp.id = c.id WHERE c.global_patient_id = ANY($1::bigint[])"
+    "WITH x AS ("
+    "  SELECT x.g, x.o, x.c, x.k FROM json_to_recordset($1::json)"
+    "    AS x(g bigint, o bigint[], c bigint[], k integer)"
+    "), old AS ("
+    "  SELECT x.g, s.source_id, s.n, s.source_id IS NULL OR s.n IS NULL"
+    "    OR NOT EXISTS (SELECT 1 FROM @v2@.clinic_patient c"
+    "      JOIN @cm@.mirror_patient m ON m.id = c.id"
+    "      WHERE c.id = s.source_id AND c.global_patient_id = x.g"
+    "        AND NOT m.deleted AND (s.source_updated_at IS NULL"
+    "          OR m.updated_at >= s.source_updated_at)) AS stale"
+    "  FROM x CROSS JOIN LATERAL unnest(x.o) AS o(v) LEFT JOIN LATERAL ("
+    "    SELECT p.source_id, p.source_updated_at, (SELECT member_count"
+    "      FROM @v2@.global_patient WHERE id = p.global_patient_id) AS n"
+    "    FROM @cm@.patient_profile p WHERE p.global_patient_id = o.v"
+    "    OFFSET 0) AS s ON true"
+    "), redo AS (SELECT DISTINCT g FROM old WHERE stale"
+    "), cand AS ("
+    "  SELECT x.g, c.v AS id FROM x CROSS JOIN LATERAL unnest(x.c) AS c(v)"
+    "  WHERE x.g NOT IN (SELECT g FROM redo)"
+    "  UNION SELECT g, source_id FROM old WHERE g NOT IN (SELECT g FROM redo)"
+    "  UNION SELECT r.g, c.id FROM redo r, LATERAL (SELECT id"
+    "    FROM @v2@.clinic_patient WHERE global_patient_id = r.g OFFSET 0) c"
+    "), n AS ("
+    "  SELECT x.g, x.k + coalesce(o.n, 0) AS n FROM x LEFT JOIN ("
+    "    SELECT g, sum(n)::integer AS n FROM old GROUP BY g) o ON o.g = x.g"
+    "  WHERE x.g NOT IN (SELECT g FROM redo)"
+    "  UNION ALL SELECT g, count(*)::integer FROM cand"
+    "  WHERE g IN (SELECT g FROM redo) GROUP BY g"
     "), prof AS ("
-    "  SELECT DISTINCT ON (gid) gid, first_name, last_name, middle_name,"
-    "    birth_date, gender, count(*) OVER (PARTITION BY gid) AS n"
-    "  FROM p ORDER BY gid, updated_at DESC NULLS LAST, id DESC"
-    ") INSERT INTO @v2@.global_patient AS g (id, first_name, last_name,"
+    "  SELECT DISTINCT ON (cand.g) cand.g, m.id, m.updated_at, m.first_name,"
+    "    m.last_name, m.middle_name, m.birth_date, m.gender"
+    "  FROM cand, LATERAL (SELECT * FROM @cm@.mirror_patient"
+    "    WHERE id = cand.id AND NOT deleted OFFSET 0) AS m"
+    "  ORDER BY cand.g, m.updated_at DESC NULLS LAST, m.id DESC"
+    "), gp AS ("
+    "  INSERT INTO @v2@.global_patient AS g (id, first_name, last_name,"
     "    middle_name, birth_date, gender, member_count)"
-    "  SELECT gid, first_name, last_name, middle_name, birth_date, gender, n"
-    "  FROM prof"
+    "  SELECT p.g, p.first_name, p.last_name, p.middle_name, p.birth_date,"
+    "    p.gender, n.n FROM prof p JOIN n ON n.g = p.g"
     "  ON CONFLICT (id) DO UPDATE SET (first_name, last_name, middle_name,"
     "    birth_date, gender, member_count, updated_at) = ("
     "    EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.middle_name,"
@@ -161,7 +198,16 @@ static const char profile_sql[] =
     "  WHERE (g.first_name, g.last_name, g.middle_name, g.birth_date,"
     "    g.gender, g.member_count) IS DISTINCT FROM (EXCLUDED.first_name,"
     "    EXCLUDED.last_name, EXCLUDED.middle_name, EXCLUDED.birth_date,"
-    "    EXCLUDED.gender, EXCLUDED.member_count)";
+    "    EXCLUDED.gender, EXCLUDED.member_count)"
+    "  RETURNING 1"
+    "), src AS ("
+    "  INSERT INTO @cm@.patient_profile AS s (global_patient_id, source_id,"
+    "    source_updated_at) SELECT g, id, updated_at FROM prof"
+    "  ON CONFLICT (global_patient_id) DO UPDATE SET (source_id,"
+    "    source_updated_at) = (EXCLUDED.source_id, EXCLUDED.source_updated_at)"
+    "  WHERE (s.source_id, s.source_updated_at) IS DISTINCT FROM"
+    "    (EXCLUDED.source_id, EXCLUDED.source_updated_at)"
+    ") SELECT (SELECT count(*) FROM redo), (SELECT count(*) FROM gp)";
 
 /* $1 [{alias_id, gid}]: aliases that pointed at a retired anchor follow
  * it to its new component */
@@ -179,7 +225,7 @@ static const char alias_upsert_sql[] =
     " global_patient_id = EXCLUDED.global_patient_id, merged_at = now()";
 
 /* $1 ids that are anchors again, $2 retired anchors with no successor,
- * $3 every retired anchor */
+ * $3 every retired anchor (whose profile source goes with it) */
 static const char alias_gc_sql[] =
     "WITH a AS (DELETE FROM @v2@.global_patient_alias"
     "   WHERE alias_id = ANY($1::bigint[])"
@@ -188,6 +234,8 @@ static const char alias_gc_sql[] =
     "   WHERE g.id = ANY($3::bigint[]) AND NOT EXISTS (SELECT 1"
     "     FROM @v2@.clinic_patient c WHERE c.global_patient_id = g.id)"
     "   RETURNING 1"
+    "), s AS (DELETE FROM @cm@.patient_profile"
+    "   WHERE global_patient_id = ANY($3::bigint[])"
     ") SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM g)";
 
 /* $1 [{kind, gid, others}] */
@@ -620,15 +668,94 @@ static int write_moves(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
   return r;
 }
 
+/* By anchor now, then by old anchor, so that each component's old
+ * anchors come in runs. */
+static int cmp_by_gid(const void *x, const void *y) {
+  const prow_t *a = *(prow_t *const *)x, *b = *(prow_t *const *)y;
+
+  if (a->gid != b->gid)
+    return a->gid < b->gid ? -1 : 1;
+  if (a->old_gid != b->old_gid)
+    return a->old_gid < b->old_gid ? -1 : 1;
+  return (a->id > b->id) - (a->id < b->id);
+}
+
+static int add_id(cJSON *arr, int64_t id) {
+  return cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)id)) ? 0 : -1;
+}
+
+/* Adds {g, o, c, k} for the component of rows p[0..n) (profile_sql).
+ * @p kept: the old components stayed whole, so a member of one (o) that
+ * is not touched is stood for by that component's profile source; else
+ * every member is in hand, and in c. Nothing is added for a component
+ * that is one old component, whole, with no row touched. */
+static int add_profile(cJSON *out, prow_t *const *p, int n, int kept) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON *olds = cJSON_AddArrayToObject(o, "o");
+  cJSON *cands = cJSON_AddArrayToObject(o, "c");
+  int i, k = 0, same = kept, r = olds && cands ? 0 : -1;
+
+  for (i = 0; !r && i < n; i++) {
+    int64_t old = kept ? p[i]->old_gid : -1;
+
+    if (old < 0)
+      k++;
+    else if (i == 0 || old != p[i - 1]->old_gid)
+      r = add_id(olds, old);
+    if (!r && (old < 0 || p[i]->touched))
+      r = add_id(cands, p[i]->id);
+    same &= old == p[0]->gid && !p[i]->touched;
+  }
+  if (!r && !same &&
+      (!cJSON_AddNumberToObject(o, "g", (double)p[0]->gid) ||
+       !cJSON_AddNumberToObject(o, "k", k) || !cJSON_AddItemToArray(out, o)))
+    r = -1;
+  if (r || same)
+    cJSON_Delete(o);
+  return r ? CM_ERR_NOMEM : 0;
+}
+
+/* Recomputes the profile and member count of every anchor in hand whose
+ * component may have changed (profile_sql). */
+static int write_profiles(const cm_patient_sql_t *q, cm_db_t *db,
+                          const frame_t *c, int kept, char *errstr,
+                          size_t errstr_size) {
+  prow_t **p = malloc(sizeof(*p) * (size_t)(c->n + 1));
+  cJSON *out = cJSON_CreateArray();
+  const char *params[1];
+  char *json = NULL;
+  int i, start, r = p && out ? 0 : CM_ERR_NOMEM;
+
+  for (i = 0; !r && i < c->n; i++)
+    p[i] = &c->rows[i];
+  if (!r)
+    qsort(p, (size_t)c->n, sizeof(*p), cmp_by_gid);
+  for (start = 0; !r && start < c->n; start = i) {
+    for (i = start; i < c->n && p[i]->gid == p[start]->gid; i++)
+      ;
+    r = add_profile(out, p + start, i - start, kept);
+  }
+  if (!r && cJSON_GetArraySize(out) > 0) {
+    json = cJSON_PrintUnformatted(out);
+    params[0] = json;
+    r = json ? cm_db_exec(db, q->profile, 1, params, NULL, errstr, errstr_size)
+             : CM_ERR_NOMEM;
+  }
+  free(json);
+  cJSON_Delete(out);
+  free(p);
+  return r;
+}
+
 /* Writes the rows that are touched or changed anchor, deletes the
- * touched patients that are gone, then the profiles of every anchor in
- * hand. */
+ * touched patients that are gone, then the profiles. */
 static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
-                         const frame_t *c, char *errstr, size_t errstr_size) {
+                         const frame_t *c, int kept, char *errstr,
+                         size_t errstr_size) {
   int64_t *id = malloc(sizeof(*id) * (size_t)(c->n + 1));
   int64_t *gid = malloc(sizeof(*gid) * (size_t)(c->n + 1));
   const char *params[2];
-  char *json = NULL, *ids = NULL, *anchors = NULL;
+  char *json = NULL, *ids = NULL;
   int i, n = 0, r = CM_ERR_NOMEM;
 
   for (i = 0; id && gid && i < c->n; i++)
@@ -638,18 +765,15 @@ static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
     }
   json = id && gid ? pairs_json(id, gid, n, "id", "gid") : NULL;
   ids = cm_db_int_array(c->ids.v, c->ids.n);
-  anchors = cm_db_int_array(c->anchors.v, c->anchors.n);
-  if (json && ids && anchors) {
+  if (json && ids) {
     params[0] = json;
     params[1] = ids;
     r = cm_db_exec(db, q->write, 2, params, NULL, errstr, errstr_size);
-    params[0] = anchors;
-    if (!r && c->anchors.n > 0)
-      r = cm_db_exec(db, q->profile, 1, params, NULL, errstr, errstr_size);
   }
+  if (!r)
+    r = write_profiles(q, db, c, kept, errstr, errstr_size);
   free(json);
   free(ids);
-  free(anchors);
   free(id);
   free(gid);
   return r;
@@ -922,7 +1046,7 @@ int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
   if (!r && kept)
     r = write_moves(q, db, &c, errstr, errstr_size);
   if (!r && pt->ids.n > 0)
-    r = write_members(q, db, &c, errstr, errstr_size);
+    r = write_members(q, db, &c, kept, errstr, errstr_size);
   if (!r && pt->ids.n > 0)
     r = update_anchors(q, db, &c, &c.gids, errstr, errstr_size);
   rows_free(&c);

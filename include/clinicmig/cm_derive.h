@@ -78,7 +78,8 @@ typedef struct cm_patient_sql_s {
   char *members; /**< every member of some components */
   char *moves;   /**< whole components to a new anchor */
   char *write;   /**< clinic_patient rows */
-  char *profile; /**< global_patient rows from their members */
+  char *profile; /**< global_patient rows, from the old profile sources
+                    and the rows in hand (docs/design.md §2.3) */
   char *alias_redirect;
   char *alias_upsert;
   char *alias_gc;

@@ -17,7 +17,9 @@ Components are maintained incrementally (docs/design.md §2.3): a batch
 reads its frame (the touched patients, the holders of their keys, the
 anchors of their components), and a whole component only when it may
 split. So a new patient that joins the chain by one email costs a read of
-a handful of rows, not of 3 000 (counted by pg_stat_statements); and the
+a handful of rows, not of 3 000 (counted by pg_stat_statements), and
+its profile and count come from the chain's recorded profile source and
+count, not from its members (counted in buffers); and the
 removal of the middle patient, which splits the chain, reads it once and
 leaves the two halves under their own anchors.
 """
@@ -70,6 +72,13 @@ with Env() as env:
         " AND query !~* '\\m(INSERT INTO|UPDATE|DELETE FROM)\\M'")[0][0]
     check_true("joining read a handful of patients, not the chain",
                0 < int(read) <= 20, f"rows read: {read}")
+    blocks = env.pg.query(
+        "SELECT coalesce(sum(shared_blks_hit + shared_blks_read), 0)"
+        " FROM pg_stat_statements"
+        " WHERE query ILIKE '%INSERT INTO v2.global_patient %'")[0][0]
+    check_true("its profile and count came from the old profile's source,"
+               " not from the 3 000 members", 0 < int(blocks) <= 200,
+               f"buffers: {blocks}")
 
     # the middle patient goes: the chain splits in two
     mid = N // 2
