@@ -637,6 +637,25 @@ out:
   return json;
 }
 
+/* Runs @p sql with the JSON text of @p rows as its one parameter; nothing
+ * when @p rows is empty. */
+static int exec_rows(cm_db_t *db, const char *sql, const cJSON *rows,
+                     char *errstr, size_t errstr_size) {
+  const char *params[1];
+  char *json;
+  int r;
+
+  if (cJSON_GetArraySize(rows) == 0)
+    return 0;
+  json = cJSON_PrintUnformatted(rows);
+  if (!json)
+    return CM_ERR_NOMEM;
+  params[0] = json;
+  r = cm_db_exec(db, sql, 1, params, NULL, errstr, errstr_size);
+  free(json);
+  return r;
+}
+
 /* Moves the members of every whole old component whose anchor changed. */
 static int write_moves(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
                        char *errstr, size_t errstr_size) {
@@ -722,8 +741,6 @@ static int write_profiles(const cm_patient_sql_t *q, cm_db_t *db,
                           size_t errstr_size) {
   prow_t **p = malloc(sizeof(*p) * (size_t)(c->n + 1));
   cJSON *out = cJSON_CreateArray();
-  const char *params[1];
-  char *json = NULL;
   int i, start, r = p && out ? 0 : CM_ERR_NOMEM;
 
   for (i = 0; !r && i < c->n; i++)
@@ -735,13 +752,8 @@ static int write_profiles(const cm_patient_sql_t *q, cm_db_t *db,
       ;
     r = add_profile(out, p + start, i - start, kept);
   }
-  if (!r && cJSON_GetArraySize(out) > 0) {
-    json = cJSON_PrintUnformatted(out);
-    params[0] = json;
-    r = json ? cm_db_exec(db, q->profile, 1, params, NULL, errstr, errstr_size)
-             : CM_ERR_NOMEM;
-  }
-  free(json);
+  if (!r)
+    r = exec_rows(db, q->profile, out, errstr, errstr_size);
   cJSON_Delete(out);
   free(p);
   return r;
@@ -967,21 +979,14 @@ static int plan_splits(frame_t *c, const anchors_t *a, cJSON *out) {
 static int write_regroup(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
                          const anchors_t *a, char *errstr, size_t errstr_size) {
   cJSON *rows = cJSON_CreateArray();
-  const char *params[1];
-  char *json = NULL;
   int r = rows ? 0 : CM_ERR_NOMEM;
 
   if (!r)
     r = plan_merges(a, rows);
   if (!r)
     r = plan_splits(c, a, rows);
-  if (!r && cJSON_GetArraySize(rows) > 0) {
-    json = cJSON_PrintUnformatted(rows);
-    params[0] = json;
-    r = json ? cm_db_exec(db, q->regroup, 1, params, NULL, errstr, errstr_size)
-             : CM_ERR_NOMEM;
-  }
-  free(json);
+  if (!r)
+    r = exec_rows(db, q->regroup, rows, errstr, errstr_size);
   cJSON_Delete(rows);
   return r;
 }
