@@ -2,6 +2,7 @@
 # include/clinicmig/cm_avro_out.h), so that an installed binary registers
 # its Avro schemas without schema files beside it.
 # Usage: cmake -DSRC_DIR=... -DOUT=... -P embed-avsc.cmake
+include(${CMAKE_CURRENT_LIST_DIR}/c-literal.cmake)
 file(GLOB files RELATIVE ${SRC_DIR} ${SRC_DIR}/*.avsc)
 list(SORT files)
 set(names "")
@@ -9,9 +10,7 @@ set(texts "")
 foreach(f ${files})
   file(READ ${SRC_DIR}/${f} text)
   string(REGEX REPLACE "\\.avsc$" "" name ${f})
-  string(REPLACE "\\" "\\\\" text "${text}")
-  string(REPLACE "\"" "\\\"" text "${text}")
-  string(REPLACE "\n" "\\n\"\n    \"" text "${text}")
+  cm_c_literal(text)
   string(APPEND names "  \"${name}\",\n")
   string(APPEND texts "  \"${text}\",\n")
 endforeach()

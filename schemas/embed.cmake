@@ -1,6 +1,7 @@
 # Turns schemas/migrations/NNNN_name.sql into a C array the worker carries,
 # so an installed binary needs no schema files beside it.
 # Usage: cmake -DSRC_DIR=... -DOUT=... -P embed.cmake
+include(${CMAKE_CURRENT_LIST_DIR}/c-literal.cmake)
 file(GLOB files RELATIVE ${SRC_DIR} ${SRC_DIR}/[0-9][0-9][0-9][0-9]_*.sql)
 list(SORT files)
 set(body "/* generated from schemas/migrations by embed.cmake */\n")
@@ -12,9 +13,7 @@ foreach(f ${files})
   set(ver ${CMAKE_MATCH_1})
   set(name ${CMAKE_MATCH_2})
   math(EXPR vernum "${ver}")
-  string(REPLACE "\\" "\\\\" sql "${sql}")
-  string(REPLACE "\"" "\\\"" sql "${sql}")
-  string(REPLACE "\n" "\\n\"\n    \"" sql "${sql}")
+  cm_c_literal(sql)
   string(APPEND body "  {${vernum}, \"${name}\",\n    \"${sql}\"},\n")
 endforeach()
 string(APPEND body "  {0, NULL, NULL}\n};\n")

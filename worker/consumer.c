@@ -53,6 +53,7 @@
 #include "clinicmig/cm_repair.h"
 #include "clinicmig/cm_schemas.h"
 #include "clinicmig/cm_stats.h"
+#include "cm_sql.h"
 
 #define N_TOPICS 4
 #define DLQ_FLUSH_MS 30000
@@ -79,7 +80,7 @@ struct cm_worker_s {
   cm_schemas_t *schemas; /* Avro writer schemas, or NULL */
   cm_batch_t batch;
   char *topics[N_TOPICS];
-  char *sql_offsets;
+  char *sql_offsets; /* worker/sql/batch_*.sql, schema names in */
   char *sql_stats;
   char *sql_stored;
   char *sql_gap;
@@ -105,46 +106,6 @@ static void sleep_ms(int ms) {
 
   nanosleep(&ts, NULL);
 }
-
-/* ---- statements ------------------------------------------------------ */
-
-static const char offsets_sql[] =
-    "INSERT INTO @cm@.consumer_offset AS o (group_id, topic, partition,"
-    " next_offset) SELECT $1, x.topic, x.partition, x.next_offset"
-    " FROM json_to_recordset($2::json)"
-    "   AS x(topic text, partition int, next_offset bigint)"
-    " ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset ="
-    " greatest(o.next_offset, EXCLUDED.next_offset), updated_at = now()";
-
-static const char stats_sql[] =
-    "INSERT INTO @cm@.partition_stats AS s (group_id, topic, partition,"
-    " entity, consumed, applied, stale, skipped, dead_lettered)"
-    " SELECT $1, x.topic, x.partition, x.entity, x.consumed, x.applied,"
-    "        x.stale, x.skipped, x.dead_lettered"
-    " FROM json_to_recordset($2::json) AS x(topic text, partition int,"
-    "   entity text, consumed bigint, applied bigint, stale bigint,"
-    "   skipped bigint, dead_lettered bigint)"
-    " ON CONFLICT (group_id, topic, partition, entity) DO UPDATE SET"
-    " consumed = s.consumed + EXCLUDED.consumed,"
-    " applied = s.applied + EXCLUDED.applied,"
-    " stale = s.stale + EXCLUDED.stale,"
-    " skipped = s.skipped + EXCLUDED.skipped,"
-    " dead_lettered = s.dead_lettered + EXCLUDED.dead_lettered,"
-    " updated_at = now()";
-
-static const char stored_sql[] =
-    "SELECT next_offset FROM @cm@.consumer_offset"
-    " WHERE group_id = $1 AND topic = $2 AND partition = $3";
-
-/* Records the gap and moves the stored offset past it, in one statement:
- * the worker only moves on because the record exists. */
-static const char gap_sql[] =
-    "WITH g AS (INSERT INTO @cm@.offset_gap (group_id, topic, partition,"
-    "   from_offset, to_offset) VALUES ($1, $2, $3, $4, $5) RETURNING 1)"
-    " INSERT INTO @cm@.consumer_offset AS o (group_id, topic, partition,"
-    "   next_offset) SELECT $1, $2, $3, $5 FROM g"
-    " ON CONFLICT (group_id, topic, partition) DO UPDATE SET next_offset ="
-    " greatest(o.next_offset, EXCLUDED.next_offset), updated_at = now()";
 
 /* ---- batch ------------------------------------------------------------ */
 
@@ -977,10 +938,10 @@ static int make_names(cm_worker_t *w) {
              tables[i]);
   }
   w->topics[3] = strdup(c->topic_replay);
-  w->sql_offsets = cm_db_expand(w->db, offsets_sql);
-  w->sql_stats = cm_db_expand(w->db, stats_sql);
-  w->sql_stored = cm_db_expand(w->db, stored_sql);
-  w->sql_gap = cm_db_expand(w->db, gap_sql);
+  w->sql_offsets = cm_db_expand(w->db, cm_sql_batch_offsets);
+  w->sql_stats = cm_db_expand(w->db, cm_sql_batch_stats);
+  w->sql_stored = cm_db_expand(w->db, cm_sql_batch_stored);
+  w->sql_gap = cm_db_expand(w->db, cm_sql_batch_gap);
   if (!w->topics[3] || !w->sql_offsets || !w->sql_stats || !w->sql_stored ||
       !w->sql_gap)
     return CM_ERR_NOMEM;

@@ -290,6 +290,29 @@ char *cm_db_expand(const cm_db_t *db, const char *tmpl) {
   return out;
 }
 
+int cm_db_expand_all(const cm_db_t *db, const char *const *tmpl, char **out,
+                     int n) {
+  int i;
+
+  for (i = 0; i < n; i++) {
+    out[i] = cm_db_expand(db, tmpl[i]);
+    if (!out[i]) {
+      cm_db_free_all(out, i);
+      return CM_ERR_NOMEM;
+    }
+  }
+  return 0;
+}
+
+void cm_db_free_all(char **s, int n) {
+  int i;
+
+  for (i = 0; s && i < n; i++) {
+    free(s[i]);
+    s[i] = NULL;
+  }
+}
+
 char *cm_db_int_array(const int64_t *v, int n) {
   size_t size = (size_t)n * 21 + 3, len = 1;
   char *s = malloc(size);

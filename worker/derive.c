@@ -1,6 +1,7 @@
 /*
- * derive.c — the new schema, derived from the mirror: locks, doctors,
- * appointments, and the order of it all (patients: derive_patient.c).
+ * derive.c — the new schema, derived from the mirror: doctors,
+ * appointments, and the order of it all (patients: derive_patient.c;
+ * locks: derive_lock.c).
  *
  * NOTES
  * Each entity's derivation is set-based: one statement computes the
@@ -23,6 +24,10 @@
  * second of the two sides: appointment derivation re-reads the
  * appointments that name a user or patient that appeared or vanished
  * in the batch (an update that leaves a row live changes no link).
+ *
+ * The statements are worker/sql/doctor_*.sql and appointment_derive.sql
+ * (worker/sql/README.md); the patients' are derive_patient.c's, which
+ * this file calls and which never calls back (derive_int.h).
  */
 #include "clinicmig/cm_derive.h"
 
@@ -31,159 +36,32 @@
 #include <string.h>
 
 #include "clinicmig/cm_err.h"
+#include "cm_sql.h"
+#include "derive_int.h"
+
+/* The statements of worker/sql, in the order of sources[]. */
+enum { Q_NAMED, Q_USER_EMAILS, Q_DOCTORS, Q_DOCTORS_GC, Q_APPOINTMENTS, N_Q };
+
+static const char *const sources[N_Q] = {
+    cm_sql_doctor_named, cm_sql_doctor_emails, cm_sql_doctor_derive,
+    cm_sql_doctor_gc, cm_sql_appointment_derive};
 
 struct cm_derive_s {
-  cm_match_t match;
-  char *named;
-  char *user_emails;
-  char *doctors;
-  char *doctors_gc;
-  char *appointments;
-  cm_patient_sql_t patient;
+  char *sql[N_Q]; /* sources[], schema names in */
+  cm_patients_t *patients;
 };
-
-/* $1 users that touched appointments name: those whose clinic_doctor
- * may depend on appointments (not a live DOCTOR that has one already) */
-static const char named_sql[] =
-    "SELECT u.id FROM @cm@.mirror_user u WHERE u.id = ANY($1::bigint[])"
-    " AND NOT (NOT u.deleted AND u.role = 'DOCTOR' AND EXISTS (SELECT 1"
-    "          FROM @v2@.clinic_doctor c WHERE c.id = u.id))";
-
-static const char user_emails_sql[] =
-    "SELECT DISTINCT email_norm FROM @cm@.mirror_user"
-    " WHERE id = ANY($1::bigint[]) AND email_norm IS NOT NULL";
-
-/*
- * The reads below look their rows up one id or key at a time through the
- * index (a LATERAL subquery with OFFSET 0, which PostgreSQL does not
- * flatten into a join): asked for "= ANY" of many ids, or an EXISTS per
- * user, it scanned whole tables, a cost that grew with the backlog
- * (docs/performance.md §10).
- */
-static const char doctors_sql[] =
-    "WITH cand AS ("
-    "  SELECT u.* FROM unnest($1::bigint[]) AS k(v), LATERAL ("
-    "    SELECT * FROM @cm@.mirror_user WHERE id = k.v AND NOT deleted"
-    "    OFFSET 0) AS u"
-    "  UNION SELECT u.* FROM unnest($2::text[]) AS k(v), LATERAL ("
-    "    SELECT * FROM @cm@.mirror_user"
-    "    WHERE email_norm = k.v AND NOT deleted OFFSET 0) AS u"
-    "), elig AS ("
-    "  SELECT u.* FROM cand u LEFT JOIN LATERAL ("
-    "    SELECT true AS named FROM @cm@.mirror_appointment"
-    "    WHERE doctor_id = u.id AND NOT deleted LIMIT 1) AS a ON true"
-    "  WHERE u.role = 'DOCTOR' OR a.named"
-    "), grp AS ("
-    "  SELECT e.*, CASE WHEN e.email_norm IS NULL THEN e.id"
-    "    ELSE min(e.id) OVER (PARTITION BY e.email_norm) END AS gid"
-    "  FROM elig e"
-    "), prof AS ("
-    "  SELECT DISTINCT ON (gid) gid, email_norm, first_name, last_name,"
-    "         specialization, license_number"
-    "  FROM grp ORDER BY gid, updated_at DESC NULLS LAST, id DESC"
-    "), up_g AS ("
-    "  INSERT INTO @v2@.global_doctor AS g (id, email, first_name,"
-    "    last_name, specialization, license_number)"
-    "  SELECT gid, email_norm, first_name, last_name, specialization,"
-    "         license_number FROM prof"
-    "  ON CONFLICT (id) DO UPDATE SET (email, first_name, last_name,"
-    "    specialization, license_number, updated_at) = (EXCLUDED.email,"
-    "    EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.specialization,"
-    "    EXCLUDED.license_number, now())"
-    "  WHERE (g.email, g.first_name, g.last_name, g.specialization,"
-    "         g.license_number) IS DISTINCT FROM (EXCLUDED.email,"
-    "         EXCLUDED.first_name, EXCLUDED.last_name,"
-    "         EXCLUDED.specialization, EXCLUDED.license_number)"
-    "  RETURNING 1"
-    "), up_c AS ("
-    "  INSERT INTO @v2@.clinic_doctor AS c (id, global_doctor_id, clinic_id,"
-    "    is_active)"
-    "  SELECT id, gid, clinic_id, coalesce(role = 'DOCTOR' AND is_active,"
-    "         false) FROM grp"
-    "  ON CONFLICT (id) DO UPDATE SET (global_doctor_id, clinic_id,"
-    "    is_active, updated_at) = (EXCLUDED.global_doctor_id,"
-    "    EXCLUDED.clinic_id, EXCLUDED.is_active, now())"
-    "  WHERE (c.global_doctor_id, c.clinic_id, c.is_active)"
-    "    IS DISTINCT FROM (EXCLUDED.global_doctor_id, EXCLUDED.clinic_id,"
-    "    EXCLUDED.is_active)"
-    "  RETURNING 1"
-    "), del_c AS ("
-    "  DELETE FROM @v2@.clinic_doctor c WHERE c.id = ANY($1::bigint[])"
-    "    AND NOT EXISTS (SELECT 1 FROM grp WHERE grp.id = c.id)"
-    "  RETURNING 1"
-    ") SELECT (SELECT count(*) FROM up_g), (SELECT count(*) FROM up_c),"
-    "         (SELECT count(*) FROM del_c)";
-
-/* After the upserts: global doctors of the touched groups that no clinic
- * doctor points at any more. */
-static const char doctors_gc_sql[] =
-    "DELETE FROM @v2@.global_doctor g"
-    " WHERE (g.id = ANY($1::bigint[]) OR g.email = ANY($2::text[]))"
-    "   AND NOT EXISTS (SELECT 1 FROM @v2@.clinic_doctor c"
-    "                   WHERE c.global_doctor_id = g.id)";
-
-/* $1 touched appointments, $2 users and $3 patients that appeared or
- * vanished (an appointment's links depend on whether its doctor and
- * patient live, nothing else of them) */
-static const char appointments_sql[] =
-    "WITH ids AS ("
-    "  SELECT a.id FROM unnest($1::bigint[]) AS k(v), LATERAL ("
-    "    SELECT id FROM @cm@.mirror_appointment"
-    "    WHERE id = k.v AND NOT deleted OFFSET 0) AS a"
-    "  UNION SELECT a.id FROM unnest($2::bigint[]) AS k(v), LATERAL ("
-    "    SELECT id FROM @cm@.mirror_appointment"
-    "    WHERE doctor_id = k.v AND NOT deleted OFFSET 0) AS a"
-    "  UNION SELECT a.id FROM unnest($3::bigint[]) AS k(v), LATERAL ("
-    "    SELECT id FROM @cm@.mirror_appointment"
-    "    WHERE patient_id = k.v AND NOT deleted OFFSET 0) AS a"
-    "), src AS ("
-    "  SELECT m.id, m.clinic_id,"
-    "    CASE WHEN u.live THEN m.doctor_id END AS cd,"
-    "    CASE WHEN p.live THEN m.patient_id END AS cp,"
-    "    m.starts_at, m.ends_at, m.status, m.reason"
-    "  FROM ids, LATERAL ("
-    "    SELECT * FROM @cm@.mirror_appointment WHERE id = ids.id"
-    "    OFFSET 0) AS m"
-    "  LEFT JOIN LATERAL (SELECT true AS live FROM @cm@.mirror_user"
-    "    WHERE id = m.doctor_id AND NOT deleted OFFSET 0) AS u ON true"
-    "  LEFT JOIN LATERAL (SELECT true AS live FROM @cm@.mirror_patient"
-    "    WHERE id = m.patient_id AND NOT deleted OFFSET 0) AS p ON true"
-    "), up AS ("
-    "  INSERT INTO @v2@.appointment AS a (id, clinic_id, clinic_doctor_id,"
-    "    clinic_patient_id, starts_at, ends_at, status, reason)"
-    "  SELECT id, clinic_id, cd, cp, starts_at, ends_at, status, reason"
-    "  FROM src"
-    "  ON CONFLICT (id) DO UPDATE SET (clinic_id, clinic_doctor_id,"
-    "    clinic_patient_id, starts_at, ends_at, status, reason, updated_at)"
-    "    = (EXCLUDED.clinic_id, EXCLUDED.clinic_doctor_id,"
-    "    EXCLUDED.clinic_patient_id, EXCLUDED.starts_at, EXCLUDED.ends_at,"
-    "    EXCLUDED.status, EXCLUDED.reason, now())"
-    "  WHERE (a.clinic_id, a.clinic_doctor_id, a.clinic_patient_id,"
-    "    a.starts_at, a.ends_at, a.status, a.reason) IS DISTINCT FROM"
-    "    (EXCLUDED.clinic_id, EXCLUDED.clinic_doctor_id,"
-    "    EXCLUDED.clinic_patient_id, EXCLUDED.starts_at, EXCLUDED.ends_at,"
-    "    EXCLUDED.status, EXCLUDED.reason)"
-    "  RETURNING 1"
-    "), del AS ("
-    "  DELETE FROM @v2@.appointment a WHERE a.id = ANY(ARRAY("
-    "    SELECT k.v FROM unnest($1::bigint[]) AS k(v)"
-    "    WHERE NOT EXISTS (SELECT 1 FROM src WHERE src.id = k.v)))"
-    "  RETURNING 1"
-    ") SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM del)";
 
 cm_derive_t *cm_derive_new(cm_db_t *db, cm_match_t match) {
   cm_derive_t *d = calloc(1, sizeof(*d));
 
   if (!d)
     return NULL;
-  d->match = match;
-  d->named = cm_db_expand(db, named_sql);
-  d->user_emails = cm_db_expand(db, user_emails_sql);
-  d->doctors = cm_db_expand(db, doctors_sql);
-  d->doctors_gc = cm_db_expand(db, doctors_gc_sql);
-  d->appointments = cm_db_expand(db, appointments_sql);
-  if (!d->named || !d->user_emails || !d->doctors || !d->doctors_gc ||
-      !d->appointments || cm_patient_sql_init(db, &d->patient) != 0) {
+  if (cm_db_expand_all(db, sources, d->sql, N_Q) != 0) {
+    free(d);
+    return NULL;
+  }
+  d->patients = cm_patients_new(db, match);
+  if (!d->patients) {
     cm_derive_destroy(d);
     return NULL;
   }
@@ -193,65 +71,9 @@ cm_derive_t *cm_derive_new(cm_db_t *db, cm_match_t match) {
 void cm_derive_destroy(cm_derive_t *d) {
   if (!d)
     return;
-  free(d->named);
-  free(d->user_emails);
-  free(d->doctors);
-  free(d->doctors_gc);
-  free(d->appointments);
-  cm_patient_sql_free(&d->patient);
+  cm_db_free_all(d->sql, N_Q);
+  cm_patients_destroy(d->patients);
   free(d);
-}
-
-const cm_patient_sql_t *cm_derive_patient_sql(const cm_derive_t *d,
-                                              cm_match_t *match) {
-  *match = d->match;
-  return &d->patient;
-}
-
-/*
- * Names are locked by bucket: the advisory lock (25453, hash of the name
- * mod 1 024). PostgreSQL's lock table is a fixed pool of
- * max_locks_per_transaction x max_connections slots (6 400 by default)
- * shared by every session; a lock per name made a batch whose
- * patients form one large component (thousands of keys) run out of it
- * ("out of shared memory") and retry for ever. Buckets bound a
- * transaction's locks; two names in one bucket only make two workers
- * wait for each other (docs/performance.md §10).
- */
-int cm_derive_lock(cm_db_t *db, cm_strset_t *want, cm_strset_t *held,
-                   int *added, char *errstr, size_t errstr_size) {
-  /* lock space 25453 (the first key of the two-key form), 1 024 buckets */
-  static const char sql[] =
-      "SELECT count(pg_advisory_xact_lock(25453, b))"
-      " FROM (SELECT DISTINCT (hashtextextended(k, 0) & 1023)::int AS b"
-      "       FROM unnest($1::text[]) AS k ORDER BY 1) AS s";
-  char **fresh, *arr;
-  const char *params[1];
-  int i, n = 0, r;
-
-  *added = 0;
-  cm_strset_sort(want);
-  cm_strset_sort(held);
-  fresh = malloc(sizeof(*fresh) * (size_t)(want->n ? want->n : 1));
-  if (!fresh)
-    return CM_ERR_NOMEM;
-  for (i = 0; i < want->n; i++)
-    if (!cm_strset_has(held, want->v[i]))
-      fresh[n++] = want->v[i];
-  arr = n ? cm_db_text_array(fresh, n, 0) : NULL;
-  r = n && !arr ? CM_ERR_NOMEM : 0;
-  if (!r && n) {
-    params[0] = arr;
-    r = cm_db_exec(db, sql, 1, params, NULL, errstr, errstr_size);
-  }
-  for (i = 0; !r && i < n; i++)
-    if (cm_strset_add(held, "", fresh[i]) != 0)
-      r = CM_ERR_NOMEM;
-  if (!r)
-    *added = n;
-  free(arr);
-  free(fresh);
-  return r;
 }
 
 /* ---- doctors ------------------------------------------------------------ */
@@ -264,7 +86,8 @@ static int read_user_emails(cm_derive_t *d, cm_db_t *db, const char *ids,
   PGresult *res;
   int i, r;
 
-  r = cm_db_exec(db, d->user_emails, 1, params, &res, errstr, errstr_size);
+  r = cm_db_exec(db, d->sql[Q_USER_EMAILS], 1, params, &res, errstr,
+                 errstr_size);
   for (i = 0; !r && i < PQntuples(res); i++)
     if (cm_strset_add(emails, "", PQgetvalue(res, i, 0)) != 0)
       r = CM_ERR_NOMEM;
@@ -319,7 +142,7 @@ static int named_doctors(cm_derive_t *d, cm_db_t *db, const cm_idset_t *named,
       r = CM_ERR_NOMEM;
     params[0] = arr;
     if (!r)
-      r = cm_db_exec(db, d->named, 1, params, &res, errstr, errstr_size);
+      r = cm_db_exec(db, d->sql[Q_NAMED], 1, params, &res, errstr, errstr_size);
     for (i = 0; !r && i < PQntuples(res); i++)
       if (cm_idset_add(out, strtoll(PQgetvalue(res, i, 0), NULL, 10)))
         r = CM_ERR_NOMEM;
@@ -378,9 +201,10 @@ static int derive_doctors(cm_derive_t *d, cm_db_t *db, cm_idset_t *users,
   params[0] = ids;
   params[1] = arr;
   if (!r)
-    r = cm_db_exec(db, d->doctors, 2, params, NULL, errstr, errstr_size);
+    r = cm_db_exec(db, d->sql[Q_DOCTORS], 2, params, NULL, errstr, errstr_size);
   if (!r)
-    r = cm_db_exec(db, d->doctors_gc, 2, params, NULL, errstr, errstr_size);
+    r = cm_db_exec(db, d->sql[Q_DOCTORS_GC], 2, params, NULL, errstr,
+                   errstr_size);
   free(ids);
   free(arr);
   return r;
@@ -406,7 +230,8 @@ static int derive_appointments(cm_derive_t *d, cm_db_t *db,
     params[0] = a;
     params[1] = u;
     params[2] = p;
-    r = cm_db_exec(db, d->appointments, 3, params, NULL, errstr, errstr_size);
+    r = cm_db_exec(db, d->sql[Q_APPOINTMENTS], 3, params, NULL, errstr,
+                   errstr_size);
   }
   free(a);
   free(u);
@@ -444,7 +269,8 @@ int cm_derive_batch(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
   if (!r)
     r = derive_doctors(d, db, &doctors, &emails, &held, errstr, errstr_size);
   if (!r)
-    r = cm_derive_patients(d, db, patients, &prefs, &held, errstr, errstr_size);
+    r = cm_patients_derive(d->patients, db, patients, &prefs, &held, errstr,
+                           errstr_size);
   if (!r)
     r = derive_appointments(d, db, users, patients, appts, errstr, errstr_size);
   cm_idset_clear(&doctors);

@@ -45,8 +45,10 @@
  * anchors as its aliases, and a `split` row per old component whose
  * patients now lie in several components, some under new anchors (the
  * part that holds the old anchor, or its successor, keeps it).
+ *
+ * The statements are worker/sql/patient_*.sql (worker/sql/README.md).
  */
-#include "clinicmig/cm_derive.h"
+#include "derive_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,222 +58,51 @@
 #include <cjson/cJSON.h>
 
 #include "clinicmig/cm_err.h"
+#include "cm_sql.h"
 
-/*
- * The reads below look their rows up one key or id at a time, through
- * the key's index: a LATERAL subquery with OFFSET 0, which PostgreSQL
- * does not flatten into a join. Asked for "= ANY" of a thousand keys,
- * its estimate was off by ten times and it scanned whole tables instead,
- * a cost that grew with the backlog (docs/performance.md §10).
- *
- * Both return: id, old anchor (clinic_patient), phone and email keys,
- * birth date, deleted, and the keys the patient was last derived with.
- */
+/* The statements of worker/sql/patient_*.sql, in the order of sources[]. */
+enum {
+  Q_FRAME,   /* touched patients, holders of their keys, anchors */
+  Q_MEMBERS, /* every member of some components */
+  Q_MOVES,   /* whole components to a new anchor */
+  Q_WRITE,   /* clinic_patient rows */
+  Q_PROFILE, /* global_patient rows and their profile sources */
+  Q_ALIAS_REDIRECT,
+  Q_ALIAS_UPSERT,
+  Q_ALIAS_GC,
+  Q_REGROUP, /* patient_regroup rows (docs/observability.md) */
+  N_Q
+};
 
-/* $1 touched patients and the anchors found so far, $2 phone keys, $3
- * email keys: the frame (the live holders of the keys, and those ids) */
-static const char frame_sql[] =
-    "WITH m AS ("
-    "  SELECT m.* FROM unnest($1::bigint[]) AS k(v), LATERAL ("
-    "    SELECT id, phone_norm, email_norm, birth_date, deleted"
-    "    FROM @cm@.mirror_patient WHERE id = k.v OFFSET 0) AS m"
-    "  UNION SELECT m.* FROM unnest($2::text[]) AS k(v), LATERAL ("
-    "    SELECT id, phone_norm, email_norm, birth_date, deleted"
-    "    FROM @cm@.mirror_patient WHERE NOT deleted AND phone_norm = k.v"
-    "    OFFSET 0) AS m"
-    "  UNION SELECT m.* FROM unnest($3::text[]) AS k(v), LATERAL ("
-    "    SELECT id, phone_norm, email_norm, birth_date, deleted"
-    "    FROM @cm@.mirror_patient WHERE NOT deleted AND email_norm = k.v"
-    "    OFFSET 0) AS m"
-    ") SELECT m.id, c.global_patient_id, m.phone_norm, m.email_norm,"
-    "  m.birth_date::text, m.deleted, c.phone, c.email"
-    " FROM m LEFT JOIN LATERAL ("
-    "   SELECT global_patient_id, phone, email FROM @v2@.clinic_patient"
-    "   WHERE id = m.id OFFSET 0) AS c ON true"
-    " ORDER BY 1";
+static const char *const sources[N_Q] = {
+    cm_sql_patient_frame,        cm_sql_patient_members,
+    cm_sql_patient_moves,        cm_sql_patient_write,
+    cm_sql_patient_profile,      cm_sql_patient_alias_redirect,
+    cm_sql_patient_alias_upsert, cm_sql_patient_alias_gc,
+    cm_sql_patient_regroup};
 
-/* $1 anchors, $2 touched patients: the live members of those components
- * and the live touched patients that belong to none yet */
-static const char members_sql[] =
-    "SELECT m.id, c.global_patient_id, m.phone_norm, m.email_norm,"
-    "  m.birth_date::text, m.deleted, c.phone, c.email"
-    " FROM unnest($1::bigint[]) AS g(v), LATERAL ("
-    "   SELECT id, global_patient_id, phone, email FROM @v2@.clinic_patient"
-    "   WHERE global_patient_id = g.v OFFSET 0) AS c, LATERAL ("
-    "   SELECT id, phone_norm, email_norm, birth_date, deleted"
-    "   FROM @cm@.mirror_patient WHERE id = c.id AND NOT deleted"
-    "   OFFSET 0) AS m"
-    " UNION ALL SELECT m.id, NULL, m.phone_norm, m.email_norm,"
-    "  m.birth_date::text, m.deleted, NULL, NULL"
-    " FROM unnest($2::bigint[]) AS k(v), LATERAL ("
-    "   SELECT id, phone_norm, email_norm, birth_date, deleted"
-    "   FROM @cm@.mirror_patient WHERE id = k.v AND NOT deleted"
-    "   OFFSET 0) AS m"
-    " WHERE NOT EXISTS (SELECT 1 FROM @v2@.clinic_patient c"
-    "                   WHERE c.id = m.id)"
-    " ORDER BY 1";
+struct cm_patients_s {
+  cm_match_t match;
+  char *sql[N_Q]; /* sources[], schema names in */
+};
 
-/* $1 [{from, to}]: every member of a component whose anchor changed,
- * when the component stayed whole */
-static const char moves_sql[] =
-    "UPDATE @v2@.clinic_patient c"
-    " SET global_patient_id = x.to, updated_at = now()"
-    " FROM json_to_recordset($1::json) AS x(\"from\" bigint, \"to\" bigint)"
-    " WHERE c.global_patient_id = x.from";
+cm_patients_t *cm_patients_new(cm_db_t *db, cm_match_t match) {
+  cm_patients_t *q = calloc(1, sizeof(*q));
 
-/* $1 [{id, gid}] of the live rows that are touched or changed anchor, $2
- * touched patient ids */
-static const char write_sql[] =
-    "WITH m AS (SELECT x.id, x.gid FROM json_to_recordset($1::json)"
-    "           AS x(id bigint, gid bigint)"
-    "), up_c AS ("
-    "  INSERT INTO @v2@.clinic_patient AS c (id, global_patient_id,"
-    "    clinic_id, phone, email)"
-    "  SELECT mp.id, m.gid, mp.clinic_id, mp.phone_norm, mp.email_norm"
-    "  FROM m JOIN @cm@.mirror_patient mp ON mp.id = m.id"
-    "  ON CONFLICT (id) DO UPDATE SET (global_patient_id, clinic_id, phone,"
-    "    email, updated_at) = (EXCLUDED.global_patient_id,"
-    "    EXCLUDED.clinic_id, EXCLUDED.phone, EXCLUDED.email, now())"
-    "  WHERE (c.global_patient_id, c.clinic_id, c.phone, c.email)"
-    "    IS DISTINCT FROM (EXCLUDED.global_patient_id, EXCLUDED.clinic_id,"
-    "    EXCLUDED.phone, EXCLUDED.email)"
-    "  RETURNING 1"
-    "), del_c AS ("
-    "  DELETE FROM @v2@.clinic_patient c WHERE c.id = ANY($2::bigint[])"
-    "    AND NOT EXISTS (SELECT 1 FROM m WHERE m.id = c.id)"
-    "  RETURNING 1"
-    ") SELECT (SELECT count(*) FROM up_c), (SELECT count(*) FROM del_c)";
-
-/* $1 [{g, o, c, k}], after the members are written: for each anchor g,
- * the old anchors o of the components it took in whole, its rows in
- * hand c that may have changed or are new, and k, its members in none of
- * o. The profile is that of the most recently updated member; the member
- * count is k plus the old counts. An old component's profile source
- * (patient_profile) still stands for its untouched members when it is
- * still a live member whose updatedAt did not move back; where one does
- * not, or has no row, the anchor is recomputed from all its members
- * (redo). Returns the anchors redone and the profiles written. */
-static const char profile_sql[] =
-    "WITH x AS ("
-    "  SELECT x.g, x.o, x.c, x.k FROM json_to_recordset($1::json)"
-    "    AS x(g bigint, o bigint[], c bigint[], k integer)"
-    "), old AS ("
-    "  SELECT x.g, s.source_id, s.n, s.source_id IS NULL OR s.n IS NULL"
-    "    OR NOT EXISTS (SELECT 1 FROM @v2@.clinic_patient c"
-    "      JOIN @cm@.mirror_patient m ON m.id = c.id"
-    "      WHERE c.id = s.source_id AND c.global_patient_id = x.g"
-    "        AND NOT m.deleted AND (s.source_updated_at IS NULL"
-    "          OR m.updated_at >= s.source_updated_at)) AS stale"
-    "  FROM x CROSS JOIN LATERAL unnest(x.o) AS o(v) LEFT JOIN LATERAL ("
-    "    SELECT p.source_id, p.source_updated_at, (SELECT member_count"
-    "      FROM @v2@.global_patient WHERE id = p.global_patient_id) AS n"
-    "    FROM @cm@.patient_profile p WHERE p.global_patient_id = o.v"
-    "    OFFSET 0) AS s ON true"
-    "), redo AS (SELECT DISTINCT g FROM old WHERE stale"
-    "), cand AS ("
-    "  SELECT x.g, c.v AS id FROM x CROSS JOIN LATERAL unnest(x.c) AS c(v)"
-    "  WHERE x.g NOT IN (SELECT g FROM redo)"
-    "  UNION SELECT g, source_id FROM old WHERE g NOT IN (SELECT g FROM redo)"
-    "  UNION SELECT r.g, c.id FROM redo r, LATERAL (SELECT id"
-    "    FROM @v2@.clinic_patient WHERE global_patient_id = r.g OFFSET 0) c"
-    "), n AS ("
-    "  SELECT x.g, x.k + coalesce(o.n, 0) AS n FROM x LEFT JOIN ("
-    "    SELECT g, sum(n)::integer AS n FROM old GROUP BY g) o ON o.g = x.g"
-    "  WHERE x.g NOT IN (SELECT g FROM redo)"
-    "  UNION ALL SELECT g, count(*)::integer FROM cand"
-    "  WHERE g IN (SELECT g FROM redo) GROUP BY g"
-    "), prof AS ("
-    "  SELECT DISTINCT ON (cand.g) cand.g, m.id, m.updated_at, m.first_name,"
-    "    m.last_name, m.middle_name, m.birth_date, m.gender"
-    "  FROM cand, LATERAL (SELECT * FROM @cm@.mirror_patient"
-    "    WHERE id = cand.id AND NOT deleted OFFSET 0) AS m"
-    "  ORDER BY cand.g, m.updated_at DESC NULLS LAST, m.id DESC"
-    "), gp AS ("
-    "  INSERT INTO @v2@.global_patient AS g (id, first_name, last_name,"
-    "    middle_name, birth_date, gender, member_count)"
-    "  SELECT p.g, p.first_name, p.last_name, p.middle_name, p.birth_date,"
-    "    p.gender, n.n FROM prof p JOIN n ON n.g = p.g"
-    "  ON CONFLICT (id) DO UPDATE SET (first_name, last_name, middle_name,"
-    "    birth_date, gender, member_count, updated_at) = ("
-    "    EXCLUDED.first_name, EXCLUDED.last_name, EXCLUDED.middle_name,"
-    "    EXCLUDED.birth_date, EXCLUDED.gender, EXCLUDED.member_count, now())"
-    "  WHERE (g.first_name, g.last_name, g.middle_name, g.birth_date,"
-    "    g.gender, g.member_count) IS DISTINCT FROM (EXCLUDED.first_name,"
-    "    EXCLUDED.last_name, EXCLUDED.middle_name, EXCLUDED.birth_date,"
-    "    EXCLUDED.gender, EXCLUDED.member_count)"
-    "  RETURNING 1"
-    "), src AS ("
-    "  INSERT INTO @cm@.patient_profile AS s (global_patient_id, source_id,"
-    "    source_updated_at) SELECT g, id, updated_at FROM prof"
-    "  ON CONFLICT (global_patient_id) DO UPDATE SET (source_id,"
-    "    source_updated_at) = (EXCLUDED.source_id, EXCLUDED.source_updated_at)"
-    "  WHERE (s.source_id, s.source_updated_at) IS DISTINCT FROM"
-    "    (EXCLUDED.source_id, EXCLUDED.source_updated_at)"
-    ") SELECT (SELECT count(*) FROM redo), (SELECT count(*) FROM gp)";
-
-/* $1 [{alias_id, gid}]: aliases that pointed at a retired anchor follow
- * it to its new component */
-static const char alias_redirect_sql[] =
-    "UPDATE @v2@.global_patient_alias a"
-    " SET global_patient_id = x.gid, merged_at = now()"
-    " FROM json_to_recordset($1::json) AS x(alias_id bigint, gid bigint)"
-    " WHERE a.global_patient_id = x.alias_id";
-
-static const char alias_upsert_sql[] =
-    "INSERT INTO @v2@.global_patient_alias (alias_id, global_patient_id)"
-    " SELECT alias_id, gid FROM json_to_recordset($1::json)"
-    "   AS x(alias_id bigint, gid bigint)"
-    " ON CONFLICT (alias_id) DO UPDATE SET"
-    " global_patient_id = EXCLUDED.global_patient_id, merged_at = now()";
-
-/* $1 ids that are anchors again, $2 retired anchors with no successor,
- * $3 every retired anchor (whose profile source goes with it) */
-static const char alias_gc_sql[] =
-    "WITH a AS (DELETE FROM @v2@.global_patient_alias"
-    "   WHERE alias_id = ANY($1::bigint[])"
-    "      OR global_patient_id = ANY($2::bigint[]) RETURNING 1"
-    "), g AS (DELETE FROM @v2@.global_patient g"
-    "   WHERE g.id = ANY($3::bigint[]) AND NOT EXISTS (SELECT 1"
-    "     FROM @v2@.clinic_patient c WHERE c.global_patient_id = g.id)"
-    "   RETURNING 1"
-    "), s AS (DELETE FROM @cm@.patient_profile"
-    "   WHERE global_patient_id = ANY($3::bigint[])"
-    ") SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM g)";
-
-/* $1 [{kind, gid, others}] */
-static const char regroup_sql[] =
-    "INSERT INTO @cm@.patient_regroup (kind, global_patient_id, others)"
-    " SELECT x.kind, x.gid, x.others FROM json_to_recordset($1::json)"
-    "   AS x(kind text, gid bigint, others bigint[])";
-
-int cm_patient_sql_init(cm_db_t *db, cm_patient_sql_t *sql) {
-  sql->frame = cm_db_expand(db, frame_sql);
-  sql->members = cm_db_expand(db, members_sql);
-  sql->moves = cm_db_expand(db, moves_sql);
-  sql->write = cm_db_expand(db, write_sql);
-  sql->profile = cm_db_expand(db, profile_sql);
-  sql->alias_redirect = cm_db_expand(db, alias_redirect_sql);
-  sql->alias_upsert = cm_db_expand(db, alias_upsert_sql);
-  sql->alias_gc = cm_db_expand(db, alias_gc_sql);
-  sql->regroup = cm_db_expand(db, regroup_sql);
-  return sql->frame && sql->members && sql->moves && sql->write &&
-                 sql->profile && sql->alias_redirect && sql->alias_upsert &&
-                 sql->alias_gc && sql->regroup
-             ? 0
-             : CM_ERR_NOMEM;
+  if (q && cm_db_expand_all(db, sources, q->sql, N_Q) != 0) {
+    free(q);
+    return NULL;
+  }
+  if (q)
+    q->match = match;
+  return q;
 }
 
-void cm_patient_sql_free(cm_patient_sql_t *sql) {
-  free(sql->frame);
-  free(sql->members);
-  free(sql->moves);
-  free(sql->write);
-  free(sql->profile);
-  free(sql->alias_redirect);
-  free(sql->alias_upsert);
-  free(sql->alias_gc);
-  free(sql->regroup);
-  memset(sql, 0, sizeof(*sql));
+void cm_patients_destroy(cm_patients_t *q) {
+  if (!q)
+    return;
+  cm_db_free_all(q->sql, N_Q);
+  free(q);
 }
 
 /* ---- the frame -------------------------------------------------------- */
@@ -368,8 +199,8 @@ static int take_rows(frame_t *c, PGresult *res, cm_match_t match) {
 
 /* Reads the frame: the touched patients, the live holders of their keys
  * and the anchors found so far. */
-static int read_frame(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
-                      cm_match_t match, char *errstr, size_t errstr_size) {
+static int read_frame(const cm_patients_t *q, cm_db_t *db, frame_t *c,
+                      char *errstr, size_t errstr_size) {
   cm_idset_t ids = {0};
   const char *params[3];
   PGresult *res = NULL;
@@ -387,7 +218,7 @@ static int read_frame(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
   a[2] = cm_db_text_array(c->emails.v, c->emails.n, 0);
   if (a[0] && a[1] && a[2]) {
     memcpy(params, a, sizeof(params));
-    r = cm_db_exec(db, q->frame, 3, params, &res, errstr, errstr_size);
+    r = cm_db_exec(db, q->sql[Q_FRAME], 3, params, &res, errstr, errstr_size);
   }
   for (i = 0; i < 3; i++)
     free(a[i]);
@@ -395,7 +226,7 @@ static int read_frame(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
   c->split = 0;
   c->gids.n = 0;
   if (!r)
-    r = take_rows(c, res, match);
+    r = take_rows(c, res, q->match);
   if (!r && cm_idset_add_all(&c->seen, c->gids.v, c->gids.n) != 0)
     r = CM_ERR_NOMEM;
   cm_idset_sort(&c->seen);
@@ -405,8 +236,8 @@ static int read_frame(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
 
 /* Reads every live member of the frame's components, and the touched
  * patients that belong to none yet. */
-static int read_members(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
-                        cm_match_t match, char *errstr, size_t errstr_size) {
+static int read_members(const cm_patients_t *q, cm_db_t *db, frame_t *c,
+                        char *errstr, size_t errstr_size) {
   const char *params[2];
   PGresult *res = NULL;
   char *a[2];
@@ -416,12 +247,12 @@ static int read_members(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
   a[1] = cm_db_int_array(c->ids.v, c->ids.n);
   if (a[0] && a[1]) {
     memcpy(params, a, sizeof(params));
-    r = cm_db_exec(db, q->members, 2, params, &res, errstr, errstr_size);
+    r = cm_db_exec(db, q->sql[Q_MEMBERS], 2, params, &res, errstr, errstr_size);
   }
   free(a[0]);
   free(a[1]);
   if (!r)
-    r = take_rows(c, res, match);
+    r = take_rows(c, res, q->match);
   PQclear(res);
   return r;
 }
@@ -465,15 +296,14 @@ static int lock_round(cm_db_t *db, const frame_t *c, const cm_idset_t *refs,
 /* Locks the touched patients and their keys, then reads the frame until
  * every component in it is locked and a read under those locks finds no
  * new one. */
-static int read_locked_frame(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
-                             const cm_idset_t *refs, cm_match_t match,
-                             cm_strset_t *held, char *errstr,
-                             size_t errstr_size) {
+static int read_locked_frame(const cm_patients_t *q, cm_db_t *db, frame_t *c,
+                             const cm_idset_t *refs, cm_strset_t *held,
+                             char *errstr, size_t errstr_size) {
   int r, added = 0;
 
   r = lock_round(db, c, refs, held, &added, errstr, errstr_size);
   while (!r) {
-    r = read_frame(q, db, c, match, errstr, errstr_size);
+    r = read_frame(q, db, c, errstr, errstr_size);
     if (!r)
       r = lock_round(db, c, NULL, held, &added, errstr, errstr_size);
     if (!r && !added)
@@ -657,7 +487,7 @@ static int exec_rows(cm_db_t *db, const char *sql, const cJSON *rows,
 }
 
 /* Moves the members of every whole old component whose anchor changed. */
-static int write_moves(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
+static int write_moves(const cm_patients_t *q, cm_db_t *db, frame_t *c,
                        char *errstr, size_t errstr_size) {
   int64_t *from = malloc(sizeof(*from) * (size_t)(c->gids.n + 1));
   int64_t *to = malloc(sizeof(*to) * (size_t)(c->gids.n + 1));
@@ -679,7 +509,7 @@ static int write_moves(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
     json = pairs_json(from, to, n, "from", "to");
   if (json) {
     params[0] = json;
-    r = cm_db_exec(db, q->moves, 1, params, NULL, errstr, errstr_size);
+    r = cm_db_exec(db, q->sql[Q_MOVES], 1, params, NULL, errstr, errstr_size);
   }
   free(json);
   free(from);
@@ -736,9 +566,8 @@ static int add_profile(cJSON *out, prow_t *const *p, int n, int kept) {
 
 /* Recomputes the profile and member count of every anchor in hand whose
  * component may have changed (profile_sql). */
-static int write_profiles(const cm_patient_sql_t *q, cm_db_t *db,
-                          const frame_t *c, int kept, char *errstr,
-                          size_t errstr_size) {
+static int write_profiles(const cm_patients_t *q, cm_db_t *db, const frame_t *c,
+                          int kept, char *errstr, size_t errstr_size) {
   prow_t **p = malloc(sizeof(*p) * (size_t)(c->n + 1));
   cJSON *out = cJSON_CreateArray();
   int i, start, r = p && out ? 0 : CM_ERR_NOMEM;
@@ -753,7 +582,7 @@ static int write_profiles(const cm_patient_sql_t *q, cm_db_t *db,
     r = add_profile(out, p + start, i - start, kept);
   }
   if (!r)
-    r = exec_rows(db, q->profile, out, errstr, errstr_size);
+    r = exec_rows(db, q->sql[Q_PROFILE], out, errstr, errstr_size);
   cJSON_Delete(out);
   free(p);
   return r;
@@ -761,9 +590,8 @@ static int write_profiles(const cm_patient_sql_t *q, cm_db_t *db,
 
 /* Writes the rows that are touched or changed anchor, deletes the
  * touched patients that are gone, then the profiles. */
-static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
-                         const frame_t *c, int kept, char *errstr,
-                         size_t errstr_size) {
+static int write_members(const cm_patients_t *q, cm_db_t *db, const frame_t *c,
+                         int kept, char *errstr, size_t errstr_size) {
   int64_t *id = malloc(sizeof(*id) * (size_t)(c->n + 1));
   int64_t *gid = malloc(sizeof(*gid) * (size_t)(c->n + 1));
   const char *params[2];
@@ -780,7 +608,7 @@ static int write_members(const cm_patient_sql_t *q, cm_db_t *db,
   if (json && ids) {
     params[0] = json;
     params[1] = ids;
-    r = cm_db_exec(db, q->write, 2, params, NULL, errstr, errstr_size);
+    r = cm_db_exec(db, q->sql[Q_WRITE], 2, params, NULL, errstr, errstr_size);
   }
   if (!r)
     r = write_profiles(q, db, c, kept, errstr, errstr_size);
@@ -840,7 +668,7 @@ static int plan_anchors(frame_t *c, cm_idset_t *old, anchors_t *a) {
   return r ? CM_ERR_NOMEM : 0;
 }
 
-static int write_aliases(const cm_patient_sql_t *q, cm_db_t *db, anchors_t *a,
+static int write_aliases(const cm_patients_t *q, cm_db_t *db, anchors_t *a,
                          char *errstr, size_t errstr_size) {
   char *json = cJSON_PrintUnformatted(a->aliases);
   char *arr[3];
@@ -852,12 +680,15 @@ static int write_aliases(const cm_patient_sql_t *q, cm_db_t *db, anchors_t *a,
   arr[2] = cm_db_int_array(a->retired.v, a->retired.n);
   if (json && arr[0] && arr[1] && arr[2]) {
     params[0] = json;
-    r = cm_db_exec(db, q->alias_redirect, 1, params, NULL, errstr, errstr_size);
+    r = cm_db_exec(db, q->sql[Q_ALIAS_REDIRECT], 1, params, NULL, errstr,
+                   errstr_size);
     if (!r)
-      r = cm_db_exec(db, q->alias_upsert, 1, params, NULL, errstr, errstr_size);
+      r = cm_db_exec(db, q->sql[Q_ALIAS_UPSERT], 1, params, NULL, errstr,
+                     errstr_size);
     memcpy(params, arr, sizeof(params));
     if (!r)
-      r = cm_db_exec(db, q->alias_gc, 3, params, NULL, errstr, errstr_size);
+      r = cm_db_exec(db, q->sql[Q_ALIAS_GC], 3, params, NULL, errstr,
+                     errstr_size);
   }
   free(json);
   free(arr[0]);
@@ -976,7 +807,7 @@ static int plan_splits(frame_t *c, const anchors_t *a, cJSON *out) {
   return r;
 }
 
-static int write_regroup(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
+static int write_regroup(const cm_patients_t *q, cm_db_t *db, frame_t *c,
                          const anchors_t *a, char *errstr, size_t errstr_size) {
   cJSON *rows = cJSON_CreateArray();
   int r = rows ? 0 : CM_ERR_NOMEM;
@@ -986,12 +817,12 @@ static int write_regroup(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
   if (!r)
     r = plan_splits(c, a, rows);
   if (!r)
-    r = exec_rows(db, q->regroup, rows, errstr, errstr_size);
+    r = exec_rows(db, q->sql[Q_REGROUP], rows, errstr, errstr_size);
   cJSON_Delete(rows);
   return r;
 }
 
-static int update_anchors(const cm_patient_sql_t *q, cm_db_t *db, frame_t *c,
+static int update_anchors(const cm_patients_t *q, cm_db_t *db, frame_t *c,
                           cm_idset_t *old, char *errstr, size_t errstr_size) {
   anchors_t a = {0};
   int r;
@@ -1027,27 +858,24 @@ static int seed_frame(const cm_touched_t *pt, frame_t *c) {
   return r ? CM_ERR_NOMEM : 0;
 }
 
-int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
+int cm_patients_derive(cm_patients_t *q, cm_db_t *db, const cm_touched_t *pt,
                        const cm_idset_t *refs, cm_strset_t *held, char *errstr,
                        size_t errstr_size) {
   frame_t c = {0};
-  const cm_patient_sql_t *q;
-  cm_match_t match;
   int r, added, kept = 0;
 
-  q = cm_derive_patient_sql(d, &match);
   r = seed_frame(pt, &c);
   if (!r && pt->ids.n == 0) /* appointments' patients: lock only */
     r = lock_round(db, &c, refs, held, &added, errstr, errstr_size);
   else if (!r)
-    r = read_locked_frame(q, db, &c, refs, match, held, errstr, errstr_size);
+    r = read_locked_frame(q, db, &c, refs, held, errstr, errstr_size);
   if (!r && pt->ids.n > 0) {
     kept = whole(&c);
     if (!kept)
-      r = read_members(q, db, &c, match, errstr, errstr_size);
+      r = read_members(q, db, &c, errstr, errstr_size);
   }
   if (!r && pt->ids.n > 0)
-    r = components(&c, match, kept);
+    r = components(&c, q->match, kept);
   if (!r && kept)
     r = write_moves(q, db, &c, errstr, errstr_size);
   if (!r && pt->ids.n > 0)

@@ -88,6 +88,16 @@ int cm_db_cmd(cm_db_t *db, const char *sql, char *errstr, size_t errstr_size);
 char *cm_db_expand(const cm_db_t *db, const char *tmpl);
 
 /**
+ * @brief cm_db_expand() of each of @p n templates into @p out.
+ * @returns 0, or CM_ERR_NOMEM with every out[i] freed and NULL.
+ */
+int cm_db_expand_all(const cm_db_t *db, const char *const *tmpl, char **out,
+                     int n);
+
+/** @brief Frees the @p n strings of cm_db_expand_all() (NULL-safe). */
+void cm_db_free_all(char **s, int n);
+
+/**
  * @brief A PostgreSQL array literal of integers ("{1,2,3}").
  * @returns a new string the caller frees, or NULL when out of memory.
  */

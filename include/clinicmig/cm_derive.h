@@ -54,43 +54,4 @@ int cm_derive_batch(cm_derive_t *d, cm_db_t *db, const cm_touched_t *users,
                     const cm_touched_t *patients, const cm_touched_t *appts,
                     char *errstr, size_t errstr_size);
 
-/* ---- shared by the derive files --------------------------------------- */
-
-/**
- * @brief Takes the advisory locks of the names in @p want not in @p held
- *        (sorted, one statement) and adds them to @p held.
- * @param added  set to the number of names newly locked.
- */
-int cm_derive_lock(cm_db_t *db, cm_strset_t *want, cm_strset_t *held,
-                   int *added, char *errstr, size_t errstr_size);
-
-/**
- * @brief The patient components of @p pt (derive_patient.c).
- * @param refs  patient ids that touched appointments name: only locked.
- */
-int cm_derive_patients(cm_derive_t *d, cm_db_t *db, const cm_touched_t *pt,
-                       const cm_idset_t *refs, cm_strset_t *held, char *errstr,
-                       size_t errstr_size);
-
-/** The statements of derive_patient.c, prepared by cm_derive_new(). */
-typedef struct cm_patient_sql_s {
-  char *frame;   /**< touched patients, holders of their keys, anchors */
-  char *members; /**< every member of some components */
-  char *moves;   /**< whole components to a new anchor */
-  char *write;   /**< clinic_patient rows */
-  char *profile; /**< global_patient rows, from the old profile sources
-                    and the rows in hand (docs/design.md §2.3) */
-  char *alias_redirect;
-  char *alias_upsert;
-  char *alias_gc;
-  char *regroup; /**< patient_regroup rows (docs/observability.md) */
-} cm_patient_sql_t;
-
-int cm_patient_sql_init(cm_db_t *db, cm_patient_sql_t *sql);
-void cm_patient_sql_free(cm_patient_sql_t *sql);
-
-/** @returns the patient statements and the linking rule of @p d. */
-const cm_patient_sql_t *cm_derive_patient_sql(const cm_derive_t *d,
-                                              cm_match_t *match);
-
 #endif
