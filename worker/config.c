@@ -87,6 +87,13 @@ static const opt_t options[] = {
      "most events in one batch (one database transaction)"},
     {"batch.max.ms", OPT_INT, OFF(batch_max_ms), 1, 600000, "200",
      "longest time a batch collects events, in milliseconds"},
+    {"appointments.wait.ms", OPT_INT, OFF(appointments_wait_ms), 0, 3600000,
+     "60000",
+     "while this worker's User and Patient partitions hold more than a batch "
+     "of unread events, its Appointment partitions pause, so that "
+     "appointments land after the doctors and patients they name: at most "
+     "this long at a time, then they are read for as long again before "
+     "they pause again; 0: never pause"},
     {"db.retry.max.ms", OPT_INT, OFF(db_retry_max_ms), 10, 600000, "5000",
      "cap of the backoff between database reconnection attempts"},
     {"log.level", OPT_LEVEL, OFF(log_level), 0, 0, "info",

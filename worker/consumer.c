@@ -92,6 +92,11 @@ struct cm_worker_s {
   int64_t next_ping_ms;    /* when an idle worker checks the database */
   int ping_backoff_ms;
   int fatal;
+  /* appointments after the people they name (order_tables()) */
+  int appts_paused;       /* this worker's Appointment partitions are paused */
+  int appts_fresh;        /* not paused yet under this assignment */
+  int64_t appts_pause_ms; /* when they were paused */
+  int64_t appts_read_ms;  /* first appointment read since they resumed */
 };
 
 static int64_t now_ms(void) {
@@ -700,12 +705,18 @@ static void on_assign(cm_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
       forward_replay(w, parts->elems[i].partition);
 }
 
+static void pause_appointments(cm_worker_t *w, int pause);
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
   cm_worker_t *w = opaque;
 
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     on_assign(w, parts);
+    /* a partition paused under an earlier assignment starts unpaused */
+    if (w->conf->appointments_wait_ms > 0)
+      pause_appointments(w, 0);
+    w->appts_fresh = 1;
     return;
   }
   /* revoked: finish what was collected, while the partitions are ours */
@@ -716,6 +727,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
   cm_info("revoked %d partition(s)", parts->cnt);
   rd_kafka_assign(rk, NULL);
+  w->appts_paused = 0;
+  w->appts_fresh = 1;
   cm_stats_assign(w->stats, NULL, NULL, NULL);
   drain_replay(w);
 }
@@ -807,6 +820,9 @@ static void collect(cm_worker_t *w) {
     if (m->rkt &&
         strcmp(rd_kafka_topic_name(m->rkt), w->conf->topic_replay) == 0)
       n_replay++;
+    else if (m->rkt && !w->appts_read_ms &&
+             strcmp(rd_kafka_topic_name(m->rkt), w->topics[2]) == 0)
+      w->appts_read_ms = now_ms();
     if (m->err) {
       on_consume_error(w, m);
       continue;
@@ -815,6 +831,103 @@ static void collect(cm_worker_t *w) {
       rd_kafka_message_destroy(m);
       w->fatal = 1;
     }
+  }
+}
+
+/* ---- appointments after the people they name ------------------------- */
+
+/*
+ * An appointment derived before its doctor's or patient's row exists is
+ * written with that link NULL, and written again when the row lands
+ * (docs/design.md §2.3). A backlog holds every table at once, and the
+ * Appointment topic, the largest, has the most partitions, so without
+ * care most appointments arrive first and are written twice. While this
+ * worker's User and Patient partitions hold more than a batch of unread
+ * events, its Appointment partitions are paused; they resume when that
+ * backlog is read, or after appointments.wait.ms, and then stay resumed
+ * at least as long (docs/operations.md §3). Only the order in which
+ * events are read changes: the result does not depend on it, and paused
+ * partitions lose nothing (librdkafka fetches them again from the
+ * position the worker reached).
+ */
+
+/* The unread events of this worker's User and Patient partitions
+ * (@p people) and of its Appointment partitions (@p appts): their high
+ * watermarks less the offsets the last batches stored. */
+static void unread(cm_worker_t *w, int64_t *people, int64_t *appts) {
+  cm_stats_snapshot_t snap;
+  int i;
+
+  *people = *appts = 0;
+  if (cm_stats_snapshot(w->stats, 0, &snap) != 0)
+    return;
+  for (i = 0; i < snap.n_parts; i++) {
+    const cm_stats_part_t *p = &snap.parts[i];
+    int64_t lag = p->high >= 0 && p->committed >= 0 && p->high > p->committed
+                      ? p->high - p->committed
+                      : 0;
+
+    if (strcmp(p->topic, w->topics[2]) == 0)
+      *appts += lag;
+    else if (strcmp(p->topic, w->topics[0]) == 0 ||
+             strcmp(p->topic, w->topics[1]) == 0)
+      *people += lag;
+  }
+  cm_stats_snapshot_free(&snap);
+}
+
+/* Pauses (@p pause) or resumes the assigned Appointment partitions. */
+static void pause_appointments(cm_worker_t *w, int pause) {
+  rd_kafka_topic_partition_list_t *a = NULL, *l;
+  rd_kafka_resp_err_t err;
+  int i;
+
+  w->appts_paused = 0;
+  w->appts_read_ms = 0;
+  if (rd_kafka_assignment(w->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+    return;
+  l = rd_kafka_topic_partition_list_new(a->cnt > 0 ? a->cnt : 1);
+  for (i = 0; i < a->cnt; i++)
+    if (strcmp(a->elems[i].topic, w->topics[2]) == 0)
+      rd_kafka_topic_partition_list_add(l, a->elems[i].topic,
+                                        a->elems[i].partition);
+  err = l->cnt == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR
+        : pause     ? rd_kafka_pause_partitions(w->rk, l)
+                    : rd_kafka_resume_partitions(w->rk, l);
+  if (err)
+    cm_warn("cannot %s %s: %s", pause ? "pause" : "resume", w->topics[2],
+            rd_kafka_err2str(err));
+  else if (l->cnt > 0)
+    cm_debug("%s %d partition(s) of %s", pause ? "paused" : "resumed", l->cnt,
+             w->topics[2]);
+  if (pause && l->cnt > 0 && !err) {
+    w->appts_paused = 1;
+    w->appts_fresh = 0;
+    w->appts_pause_ms = now_ms();
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  rd_kafka_topic_partition_list_destroy(a);
+}
+
+/* Before each batch: appointments wait while people are behind, at most
+ * appointments.wait.ms at a time; once resumed, they are read for as long
+ * again before they may pause again. */
+static void order_tables(cm_worker_t *w) {
+  int64_t wait = w->conf->appointments_wait_ms, now, people, appts;
+  int behind;
+
+  if (wait == 0)
+    return;
+  now = now_ms();
+  unread(w, &people, &appts);
+  behind = people > w->conf->batch_max_events;
+  if (w->appts_paused) {
+    if (!behind || now - w->appts_pause_ms >= wait)
+      pause_appointments(w, 0);
+  } else if (behind && appts > 0 &&
+             (w->appts_fresh ||
+              (w->appts_read_ms > 0 && now - w->appts_read_ms >= wait))) {
+    pause_appointments(w, 1);
   }
 }
 
@@ -869,6 +982,7 @@ int cm_worker_run(cm_worker_t *w) {
     cm_warn("progress events disabled: cannot start their thread");
   w->ping_backoff_ms = DB_PING_MS;
   while (*w->running && !w->fatal) {
+    order_tables(w);
     collect(w);
     had = w->batch.cnt > 0;
     if (had && process_batch(w) == CM_ERR_FATAL)

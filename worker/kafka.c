@@ -67,7 +67,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 static const char *const consumer_defaults[][2] = {
     {"queued.max.messages.kbytes", "8192"},
     {"queued.min.messages", "10000"},
-    {"fetch.max.bytes", "4194304"},
+    {"fetch.max.bytes", "2097152"},
 };
 
 rd_kafka_conf_t *cm_kafka_conf(const cm_config_t *conf, int consumer,

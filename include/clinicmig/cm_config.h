@@ -46,6 +46,8 @@ typedef struct cm_config_s {
   cm_match_t patients_match;
   int batch_max_events;
   int batch_max_ms;
+  int appointments_wait_ms; /**< longest pause of Appointment partitions
+                               behind a User/Patient backlog; 0: none */
   int db_retry_max_ms; /**< cap of the reconnect backoff */
   int log_level;
   char *worker_id;

@@ -34,6 +34,8 @@ cases = [
      "batch.max.events"),
     ("a batch size out of range", BASE + ["--batch-max-events", "0"], None,
      "from 1 to"),
+    ("a negative appointments wait", BASE + ["--appointments-wait-ms", "-1"],
+     None, "appointments.wait.ms"),
     ("an unknown flag", BASE + ["--no-such-flag", "1"], None, "--no-such-flag"),
     ("a flag without its value", BASE + ["--group-id"], None, "missing value"),
     ("a bad line in the config file", BASE + ["--config", conf], None,
