@@ -706,6 +706,7 @@ static void on_assign(cm_worker_t *w, rd_kafka_topic_partition_list_t *parts) {
 }
 
 static void pause_appointments(cm_worker_t *w, int pause);
+static void order_tables(cm_worker_t *w);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
@@ -713,10 +714,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     on_assign(w, parts);
-    /* a partition paused under an earlier assignment starts unpaused */
+    /* a partition paused under an earlier assignment starts unpaused;
+     * then the order holds from the assignment's first batch on */
     if (w->conf->appointments_wait_ms > 0)
       pause_appointments(w, 0);
     w->appts_fresh = 1;
+    order_tables(w);
     return;
   }
   /* revoked: finish what was collected, while the partitions are ours */
