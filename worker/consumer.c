@@ -56,6 +56,13 @@
 #include "cm_sql.h"
 
 #define N_TOPICS 4
+
+/* The statements of worker/sql/batch_*.sql, in the order of batch_sql[]. */
+enum { Q_OFFSETS, Q_STATS, Q_STORED, Q_GAP, N_Q };
+
+static const char *const batch_sql[N_Q] = {
+    cm_sql_batch_offsets, cm_sql_batch_stats, cm_sql_batch_stored,
+    cm_sql_batch_gap};
 #define DLQ_FLUSH_MS 30000
 #define STATS_EVERY_MS 5000
 #define DB_PING_MS 1000 /* an idle worker's check of the database */
@@ -80,10 +87,7 @@ struct cm_worker_s {
   cm_schemas_t *schemas; /* Avro writer schemas, or NULL */
   cm_batch_t batch;
   char *topics[N_TOPICS];
-  char *sql_offsets; /* worker/sql/batch_*.sql, schema names in */
-  char *sql_stats;
-  char *sql_stored;
-  char *sql_gap;
+  char *sql[N_Q]; /* batch_sql[], schema names in */
   totals_t totals;
   int64_t last_stats_ms;
   cm_stats_t *stats;       /* read by the publisher and the HTTP server */
@@ -308,10 +312,12 @@ static int store_progress(cm_worker_t *w, char *errstr, size_t errstr_size) {
   }
   if (jo && js) {
     params[1] = jo;
-    r = cm_db_exec(w->db, w->sql_offsets, 2, params, NULL, errstr, errstr_size);
+    r = cm_db_exec(w->db, w->sql[Q_OFFSETS], 2, params, NULL, errstr,
+                   errstr_size);
     params[1] = js;
     if (!r)
-      r = cm_db_exec(w->db, w->sql_stats, 2, params, NULL, errstr, errstr_size);
+      r = cm_db_exec(w->db, w->sql[Q_STATS], 2, params, NULL, errstr,
+                     errstr_size);
   }
   cJSON_Delete(offs);
   cJSON_Delete(stats);
@@ -563,7 +569,7 @@ static int stored_offset(cm_worker_t *w, const char *topic, int32_t part,
 
   snprintf(pbuf, sizeof(pbuf), "%" PRId32, part);
   for (;;) {
-    r = cm_db_exec(w->db, w->sql_stored, 3, params, &res, errstr,
+    r = cm_db_exec(w->db, w->sql[Q_STORED], 3, params, &res, errstr,
                    sizeof(errstr));
     if (r == 0)
       break;
@@ -603,7 +609,8 @@ static int record_gap(cm_worker_t *w, const char *topic, int32_t part,
            topic, part, from, to - 1,
            repair_command(w, topic, cmd, sizeof(cmd)));
   for (;;) {
-    r = cm_db_exec(w->db, w->sql_gap, 5, params, NULL, errstr, sizeof(errstr));
+    r = cm_db_exec(w->db, w->sql[Q_GAP], 5, params, NULL, errstr,
+                   sizeof(errstr));
     if (r == 0)
       return 0;
     if (r != CM_ERR_RETRY || cm_db_connect(w->db) != 0) {
@@ -731,7 +738,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   cm_info("revoked %d partition(s)", parts->cnt);
   rd_kafka_assign(rk, NULL);
   w->appts_paused = 0;
-  w->appts_fresh = 1;
   cm_stats_assign(w->stats, NULL, NULL, NULL);
   drain_replay(w);
 }
@@ -866,9 +872,7 @@ static void unread(cm_worker_t *w, int64_t *people, int64_t *appts) {
     return;
   for (i = 0; i < snap.n_parts; i++) {
     const cm_stats_part_t *p = &snap.parts[i];
-    int64_t lag = p->high >= 0 && p->committed >= 0 && p->high > p->committed
-                      ? p->high - p->committed
-                      : 0;
+    int64_t lag = cm_stats_part_lag(p);
 
     if (strcmp(p->topic, w->topics[2]) == 0)
       *appts += lag;
@@ -1055,12 +1059,7 @@ static int make_names(cm_worker_t *w) {
              tables[i]);
   }
   w->topics[3] = strdup(c->topic_replay);
-  w->sql_offsets = cm_db_expand(w->db, cm_sql_batch_offsets);
-  w->sql_stats = cm_db_expand(w->db, cm_sql_batch_stats);
-  w->sql_stored = cm_db_expand(w->db, cm_sql_batch_stored);
-  w->sql_gap = cm_db_expand(w->db, cm_sql_batch_gap);
-  if (!w->topics[3] || !w->sql_offsets || !w->sql_stats || !w->sql_stored ||
-      !w->sql_gap)
+  if (!w->topics[3] || cm_db_expand_all(w->db, batch_sql, w->sql, N_Q) != 0)
     return CM_ERR_NOMEM;
   return 0;
 }
@@ -1184,10 +1183,7 @@ void cm_worker_destroy(cm_worker_t *w) {
   cm_db_destroy(w->db);
   for (i = 0; i < N_TOPICS; i++)
     free(w->topics[i]);
-  free(w->sql_offsets);
-  free(w->sql_stats);
-  free(w->sql_stored);
-  free(w->sql_gap);
+  cm_db_free_all(w->sql, N_Q);
   cm_stats_destroy(w->stats);
   free(w);
 }

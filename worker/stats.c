@@ -304,14 +304,18 @@ static void read_watermarks(rd_kafka_t *rk, cm_stats_snapshot_t *out) {
   }
 }
 
+int64_t cm_stats_part_lag(const cm_stats_part_t *p) {
+  return p->high >= 0 && p->committed >= 0 && p->high > p->committed
+             ? p->high - p->committed
+             : 0;
+}
+
 static void sum_lags(cm_stats_snapshot_t *out) {
   int i;
 
   for (i = 0; i < out->n_parts; i++) {
     const cm_stats_part_t *p = &out->parts[i];
-    int64_t lag = p->high >= 0 && p->committed >= 0 && p->high > p->committed
-                      ? p->high - p->committed
-                      : 0;
+    int64_t lag = cm_stats_part_lag(p);
 
     if (p->replay)
       out->lag_replay += lag;

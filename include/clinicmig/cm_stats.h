@@ -168,4 +168,8 @@ int cm_stats_ready(const cm_stats_snapshot_t *snap, char *why, size_t why_size);
 /** @returns 1 when the main loop turned within CM_STATS_STALL_MS. */
 int cm_stats_alive(const cm_stats_snapshot_t *snap);
 
+/** @returns the unread messages of @p p: its high watermark less the
+ *           next offset stored, 0 while either is unknown. */
+int64_t cm_stats_part_lag(const cm_stats_part_t *p);
+
 #endif
